@@ -1,0 +1,1 @@
+"""Live capture, feature extraction, alignment, and publishing for the affect monitor."""
