@@ -1,0 +1,1 @@
+"""Per-modality feature extractors (face, voice, voice activity, speech recognition, words)."""

@@ -1,0 +1,1 @@
+"""Capture and replay sources behind one interface (see base.Source)."""

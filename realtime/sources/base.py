@@ -1,0 +1,55 @@
+"""The one interface every capture or replay source implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from realtime.types import AudioBlock, VideoFrame
+
+
+class SourceError(RuntimeError):
+    """A source could not be opened or read. The message is one line that names the device or file
+    and says what to try; callers print it as is, without a traceback."""
+
+
+@dataclass
+class SourceStats:
+    frames: int = 0  # video frames delivered
+    frames_dropped: int = 0  # frames dropped because the consumer fell behind
+    audio_blocks: int = 0  # audio blocks delivered
+    audio_dropped: int = 0  # blocks dropped because the consumer fell behind
+    audio_overflows: int = 0  # overflows reported by the audio device
+
+
+class Source(ABC):
+    """Delivers timestamped VideoFrame and AudioBlock records on the session's stream clock.
+
+    Live sources capture on their own thread into a bounded drop-oldest queue; replay sources
+    may decode on demand in `read` (deterministic, nothing dropped). Verbs: start, read, stop.
+    """
+
+    name: str = "source"
+    has_video: bool = False
+    has_audio: bool = False
+
+    @abstractmethod
+    def start(self) -> None:
+        """Open the device or file and begin delivery; raises SourceError with a one-line message."""
+
+    @abstractmethod
+    def read(self, timeout_s: float) -> VideoFrame | AudioBlock | None:
+        """The next record in capture order, or None if nothing arrived within `timeout_s`."""
+
+    @property
+    @abstractmethod
+    def finished(self) -> bool:
+        """True once a finite source has delivered everything (live sources: after stop)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop delivery, join any thread (with a timeout) and release the device. Idempotent."""
+
+    @abstractmethod
+    def stats(self) -> SourceStats:
+        """Counters since start."""
