@@ -1,6 +1,5 @@
-"""MSRG: multimodal sentiment with a residual gating network and emotion-intensity attention."""
+"""MSRG: multimodal sentiment with a residual gating network and emotion-intensity attention.
 
-from msrg.config import MSRGConfig
-from msrg.model import MSRG, StepOutput, SequenceOutput, UtteranceOutput
-
-__all__ = ["MSRG", "MSRGConfig", "SequenceOutput", "StepOutput", "UtteranceOutput"]
+Import from the submodules (`msrg.model`, `msrg.config`, ...); this package file stays empty so that
+importing the configuration does not import torch.
+"""
