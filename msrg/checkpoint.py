@@ -1,0 +1,107 @@
+"""Checkpoints: the architecture config is stored beside the weights and the model is rebuilt
+from it. Every failure is a CheckpointError with a one-line, actionable message."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from msrg.config import MSRGConfig
+from msrg.model import MSRG
+
+FORMAT = "affect-monitor/msrg-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, of another format, or does not fit the data."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: MSRG  # in eval mode
+    path: Path
+    digest: str  # sha256 of the file: keys exported engine artefacts to these exact weights
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> MSRGConfig:
+        return self.model.config
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(model: MSRG, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "meta": meta or {},
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; pass --checkpoint with a file from msrg.train"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable or corrupted ({type(exc).__name__}); "
+            "re-copy it or retrain with python -m msrg.train"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an affect-monitor MSRG checkpoint")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {payload.get('format_version')}, "
+            f"this program reads version {FORMAT_VERSION}"
+        )
+    try:
+        config = MSRGConfig.from_dict(payload["config"])
+        model = MSRG(config)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} does not match the MSRG model: {first_line}") from None
+    model.eval()
+    return LoadedCheckpoint(model=model, path=path, digest=file_digest(path), meta=payload["meta"])
+
+
+def check_feature_dims(config: MSRGConfig, dims: dict[str, int], what: str, where: str) -> None:
+    """Raise a one-line CheckpointError when `dims` (e.g. of a data file) differ from the model."""
+    if dims != config.dims:
+        ours = " / ".join(f"{k} {v}" for k, v in config.dims.items())
+        theirs = " / ".join(f"{k} {dims.get(k)}" for k in config.dims)
+        raise CheckpointError(
+            f"{what} expects features {ours} but {where} has {theirs}; "
+            "use a checkpoint trained on this feature set (or --preset matching the data)"
+        )
