@@ -1,0 +1,434 @@
+"""The wire format of the affect stream: topics, typed messages, encode/decode, label thresholds.
+
+Stdlib only: the dashboard and any third-party subscriber import this without numpy or torch.
+Every message travels as a ZeroMQ multipart `[topic, UTF-8 JSON object]`. The JSON Schema in
+`realtime/schema/messages.schema.json` describes the same objects for other languages; the
+checks below mirror it (plus `t_end >= t_start`, which JSON Schema cannot express), so decoding
+needs no jsonschema at run time.
+
+Conventions: stream times (`t_start`, `t_end`, `t_stream`) are seconds since session start on the
+capture clock; `t_emit` is unix seconds at emission; `seq` counts per topic within a session,
+except for steps, where it is the step index and revisions of a step share it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("schema") / "messages.schema.json"
+
+TOPIC_STEP = "msrg.step"
+TOPIC_UTTERANCE = "msrg.utterance"
+TOPIC_STATUS = "msrg.status"
+TOPICS = (TOPIC_STEP, TOPIC_UTTERANCE, TOPIC_STATUS)
+
+MODALITIES = ("text", "audio", "visual")
+INTENSITY_MIN, INTENSITY_MAX = -3.0, 3.0
+
+# Labels: negative < -0.5 <= neutral <= 0.5 < positive. The neutral band is the CMU-MOSI 7-class
+# "0" bin (intensities that round to zero), so labels agree with the usual 7-class reading.
+NEUTRAL_BAND = 0.5
+LABELS = ("negative", "neutral", "positive")
+SOURCE_STATES = ("ok", "lost", "off", "ended")  # off: not configured; ended: a file ran out
+MAX_FRAME_BYTES = 1 << 20  # a real message is < 2 KiB; anything near this is garbage or an attack
+
+
+class MessageError(ValueError):
+    """A message that does not follow the schema (wrong framing, encoding, version or fields)."""
+
+
+def label_for(intensity: float) -> str:
+    """The sentiment label of an intensity in [-3, 3], by the thresholds above."""
+    if intensity < -NEUTRAL_BAND:
+        return "negative"
+    if intensity > NEUTRAL_BAND:
+        return "positive"
+    return "neutral"
+
+
+# --- field checks shared by construction and decoding -------------------------------------------
+
+
+def _number(name: str, value: Any, lo: float | None = None, hi: float | None = None) -> float:
+    # bool is an int subclass in Python but not a number in JSON Schema; reject it here too.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise MessageError(f"{name} must be a finite number, got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise MessageError(f"{name} must be within [{lo}, {hi}], got {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value: Any, lo: int = 0) -> int:
+    # JSON Schema counts 3.0 as an integer; accept it so both validators agree.
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise MessageError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return value
+
+
+def _string(name: str, value: Any, *, non_empty: bool = False, max_len: int = 10_000) -> str:
+    if not isinstance(value, str) or (non_empty and not value) or len(value) > max_len:
+        raise MessageError(f"{name} must be a string (non-empty: {non_empty}), got {value!r:.80}")
+    return value
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise MessageError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _optional(check: Any, name: str, value: Any, *args: Any) -> Any:
+    return None if value is None else check(name, value, *args)
+
+
+def _object(name: str, value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MessageError(f"{name} must be an object, got {type(value).__name__}")
+    missing = [k for k in keys if k not in value]
+    extra = [k for k in value if k not in keys]
+    if missing or extra:
+        raise MessageError(f"{name}: missing fields {missing}, unknown fields {extra}")
+    return value
+
+
+# --- nested records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModalityWeights:
+    """AMLP fusion weights per modality, each in [0, 1] (they sum to about 1)."""
+
+    text: float
+    audio: float
+    visual: float
+
+    def __post_init__(self) -> None:
+        for m in MODALITIES:
+            _number(f"modality_weights.{m}", getattr(self, m), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Which modalities carried input in the step (face seen, voice heard, words placed)."""
+
+    text: bool
+    audio: bool
+    visual: bool
+
+    def __post_init__(self) -> None:
+        for m in MODALITIES:
+            _boolean(f"present.{m}", getattr(self, m))
+
+
+@dataclass(frozen=True)
+class SourceStates:
+    """Capture device health as the pipeline sees it; values from SOURCE_STATES."""
+
+    camera: str
+    microphone: str
+
+    def __post_init__(self) -> None:
+        for name in ("camera", "microphone"):
+            if getattr(self, name) not in SOURCE_STATES:
+                raise MessageError(f"sources.{name} must be one of {SOURCE_STATES}")
+
+
+@dataclass(frozen=True)
+class SanitisedCounts:
+    """Feature vectors whose NaN/inf values were replaced, per modality, since session start."""
+
+    text: int
+    audio: int
+    visual: int
+
+    def __post_init__(self) -> None:
+        for m in MODALITIES:
+            _integer(f"sanitised.{m}", getattr(self, m))
+
+
+@dataclass(frozen=True)
+class Security:
+    """How the publisher is bound, so subscribers can warn when data may leak."""
+
+    endpoint: str  # the bound endpoint, e.g. tcp://127.0.0.1:5556
+    loopback: bool  # bound to a loopback address only
+    curve: bool  # CurveZMQ encryption and client authentication on
+    insecure: bool  # the user passed --insecure to bind beyond loopback without keys
+
+    def __post_init__(self) -> None:
+        _string("security.endpoint", self.endpoint, non_empty=True, max_len=512)
+        for name in ("loopback", "curve", "insecure"):
+            _boolean(f"security.{name}", getattr(self, name))
+
+    @property
+    def exposed(self) -> bool:
+        """Reachable beyond this machine without encryption: the dashboard shows a red warning."""
+        return not self.loopback and not self.curve
+
+
+_NESTED = {
+    "modality_weights": ModalityWeights,
+    "present": Presence,
+    "sources": SourceStates,
+    "sanitised": SanitisedCounts,
+    "security": Security,
+}
+
+
+# --- the three messages ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Message:
+    session: str
+    seq: int
+    t_emit: float  # unix seconds at emission
+
+    TOPIC = ""  # class constant, set by each message kind
+
+    def __post_init__(self) -> None:
+        _string("session", self.session, non_empty=True, max_len=128)
+        _integer("seq", self.seq)
+        _number("t_emit", self.t_emit, 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the message, `v` first."""
+        return {"v": SCHEMA_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, payload: Any) -> _Message:
+        """Validate a decoded JSON object and build the message; raises MessageError."""
+        names = tuple(f.name for f in fields(cls))
+        obj = _object(cls.TOPIC, payload, ("v", *names))
+        if obj["v"] != SCHEMA_VERSION or isinstance(obj["v"], bool):
+            raise MessageError(f"schema version {obj['v']!r}, expected {SCHEMA_VERSION}")
+        kwargs: dict[str, Any] = {}
+        for name in names:
+            value = obj[name]
+            nested = _NESTED.get(name)
+            if nested is not None:
+                keys = tuple(f.name for f in fields(nested))
+                value = nested(**_object(name, value, keys))
+            kwargs[name] = value
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:  # e.g. a non-hashable where a scalar belongs
+            raise MessageError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class StepMessage(_Message):
+    """One model time step; re-sent with a higher `revision` when late words change it."""
+
+    t_start: float
+    t_end: float
+    intensity: float
+    modality_weights: ModalityWeights
+    present: Presence
+    revision: int
+    final: bool  # no later revision will follow (its words are in, or the pipeline gave up waiting)
+    latency_ms: float  # capture of the step's newest sample to emission
+
+    TOPIC = TOPIC_STEP
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _span(self.t_start, self.t_end)
+        _number("intensity", self.intensity, INTENSITY_MIN, INTENSITY_MAX)
+        _typed("modality_weights", self.modality_weights, ModalityWeights)
+        _typed("present", self.present, Presence)
+        _integer("revision", self.revision)
+        _boolean("final", self.final)
+        _number("latency_ms", self.latency_ms, 0.0)
+
+
+@dataclass(frozen=True)
+class UtteranceMessage(_Message):
+    """The result for one utterance, closed at a pause; `label` follows from `final_intensity`."""
+
+    utterance_id: int
+    t_start: float
+    t_end: float
+    transcript: str
+    utterance_intensity: float  # ULF on the utterance representations
+    timestep_intensity: float  # SIM's summary of the utterance's time steps
+    final_intensity: float  # SIM's combination of the two
+    latency_ms: float  # pause detected to emission
+
+    TOPIC = TOPIC_UTTERANCE
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _integer("utterance_id", self.utterance_id)
+        _span(self.t_start, self.t_end)
+        _string("transcript", self.transcript)
+        for name in ("utterance_intensity", "timestep_intensity", "final_intensity"):
+            _number(name, getattr(self, name), INTENSITY_MIN, INTENSITY_MAX)
+        _number("latency_ms", self.latency_ms, 0.0)
+
+    @property
+    def label(self) -> str:
+        return label_for(self.final_intensity)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "label": self.label}
+
+    @classmethod
+    def from_dict(cls, payload: Any) -> UtteranceMessage:
+        if not isinstance(payload, dict) or "label" not in payload:
+            raise MessageError("utterance: missing fields ['label']")
+        rest = {k: v for k, v in payload.items() if k != "label"}
+        label = payload["label"]
+        if label not in LABELS:
+            raise MessageError(f"label must be one of {LABELS}, got {label!r:.40}")
+        msg = super().from_dict(rest)
+        assert isinstance(msg, UtteranceMessage)
+        return msg  # the label is recomputed from final_intensity, so a stale one cannot survive
+
+
+@dataclass(frozen=True)
+class StatusMessage(_Message):
+    """Pipeline health, published at 1 Hz."""
+
+    t_stream: float  # stream seconds at emission
+    engine: str  # the inference back-end in use: tensorrt, onnx or eager
+    engine_note: str | None  # why it is not the requested one (a fallback), else null
+    fps: float  # video frames per second reaching the face extractor
+    step_rate_hz: float  # time steps emitted per second
+    dropped_frames: int  # since session start
+    dropped_audio_blocks: int
+    latency_p50_ms: float | None  # step latency over the last window; null before any step
+    latency_p95_ms: float | None
+    errors: int  # errors counted and survived since session start
+    last_error: str | None
+    sources: SourceStates
+    sanitised: SanitisedCounts
+    security: Security
+
+    TOPIC = TOPIC_STATUS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _number("t_stream", self.t_stream, 0.0)
+        _string("engine", self.engine, non_empty=True, max_len=64)
+        _optional(_string, "engine_note", self.engine_note)
+        _number("fps", self.fps, 0.0)
+        _number("step_rate_hz", self.step_rate_hz, 0.0)
+        for name in ("dropped_frames", "dropped_audio_blocks", "errors"):
+            _integer(name, getattr(self, name))
+        _optional(_number, "latency_p50_ms", self.latency_p50_ms, 0.0)
+        _optional(_number, "latency_p95_ms", self.latency_p95_ms, 0.0)
+        _optional(_string, "last_error", self.last_error)
+        _typed("sources", self.sources, SourceStates)
+        _typed("sanitised", self.sanitised, SanitisedCounts)
+        _typed("security", self.security, Security)
+
+
+Message = StepMessage | UtteranceMessage | StatusMessage
+MESSAGE_TYPES: dict[str, type[_Message]] = {
+    TOPIC_STEP: StepMessage,
+    TOPIC_UTTERANCE: UtteranceMessage,
+    TOPIC_STATUS: StatusMessage,
+}
+
+
+def _span(t_start: Any, t_end: Any) -> None:
+    _number("t_start", t_start, 0.0)
+    _number("t_end", t_end, 0.0)
+    if t_end < t_start:
+        raise MessageError(f"t_end {t_end} precedes t_start {t_start}")
+
+
+def _typed(name: str, value: Any, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise MessageError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+
+
+# --- framing --------------------------------------------------------------------------------------
+
+
+def encode(topic: str, msg: Message | dict[str, Any]) -> list[bytes]:
+    """Multipart frames `[topic, UTF-8 JSON]`; a dict is validated first, so nothing invalid leaves."""
+    kind = MESSAGE_TYPES.get(topic)
+    if kind is None:
+        raise MessageError(f"unknown topic {topic!r}")
+    if isinstance(msg, dict):
+        msg = kind.from_dict(msg)  # type: ignore[assignment]
+    if not isinstance(msg, kind):
+        raise MessageError(f"{type(msg).__name__} cannot be sent on {topic}")
+    body = json.dumps(msg.to_dict(), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return [topic.encode("ascii"), body.encode("utf-8")]
+
+
+def decode_message(frames: list[bytes]) -> Message:
+    """Parse and validate one multipart message into its typed record; raises MessageError."""
+    if not isinstance(frames, (list, tuple)) or len(frames) != 2:
+        raise MessageError(f"expected 2 frames [topic, json], got {_count(frames)}")
+    raw_topic, body = frames
+    if not isinstance(raw_topic, bytes) or not isinstance(body, bytes):
+        raise MessageError("frames must be bytes")
+    if len(body) > MAX_FRAME_BYTES:
+        raise MessageError(f"message of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
+    try:
+        topic = raw_topic.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise MessageError("topic is not ASCII") from exc
+    kind = MESSAGE_TYPES.get(topic)
+    if kind is None:
+        raise MessageError(f"unknown topic {topic[:40]!r}")
+    try:
+        payload = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise MessageError("body is not UTF-8") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise MessageError(f"body is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise MessageError(f"body must be a JSON object, got {type(payload).__name__}")
+    if "v" in payload and payload["v"] != SCHEMA_VERSION:
+        # Reported apart from other faults so subscribers can say "update me", not "garbage".
+        raise VersionError(f"schema version {payload['v']!r:.20}, expected {SCHEMA_VERSION}")
+    return kind.from_dict(payload)  # type: ignore[return-value]
+
+
+def decode(frames: list[bytes]) -> tuple[str, dict[str, Any]]:
+    """Parse and validate one multipart message into `(topic, JSON object)`; raises MessageError."""
+    msg = decode_message(frames)
+    return msg.TOPIC, msg.to_dict()
+
+
+class VersionError(MessageError):
+    """A well-formed message of another schema version."""
+
+
+def _reject_constant(name: str) -> None:
+    raise MessageError(f"{name} is not valid JSON")  # Python's json accepts NaN/Infinity; JSON does not
+
+
+def _count(frames: Any) -> str:
+    try:
+        return str(len(frames))
+    except TypeError:
+        return type(frames).__name__
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema document (for tests and other languages; decoding does not need it)."""
+    with SCHEMA_PATH.open(encoding="utf-8") as f:
+        return json.load(f)
+
+
+def schema_for_topic(topic: str) -> dict[str, Any]:
+    """A JSON Schema that accepts exactly the messages of one topic (a $ref into the document)."""
+    if topic not in MESSAGE_TYPES:
+        raise MessageError(f"unknown topic {topic!r}")
+    doc = load_schema()
+    doc.pop("oneOf", None)
+    doc["$ref"] = f"#/$defs/{topic.removeprefix('msrg.')}"
+    return doc

@@ -1,0 +1,154 @@
+"""A plausible synthetic affect session, for dashboard tests, screenshots and the benchmark.
+
+It follows the pipeline's emission pattern: each step goes out provisional (revision 0) at once and
+again as final (revision 1, nudged by its words when it lies in speech) once the ASR has caught
+up `settle_steps` later; an utterance result follows its end; status goes out every second.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from realtime.messages import (
+    Message,
+    ModalityWeights,
+    Presence,
+    SanitisedCounts,
+    Security,
+    SourceStates,
+    StatusMessage,
+    StepMessage,
+    UtteranceMessage,
+)
+
+SENTENCES = {
+    "positive": [
+        "I really loved how the project turned out",
+        "That was a wonderful surprise, thank you",
+        "Honestly this is the best news all week",
+    ],
+    "neutral": [
+        "The meeting is at three in the second room",
+        "I took the train and then walked from the station",
+        "We should look at the numbers again tomorrow",
+    ],
+    "negative": [
+        "I am really disappointed with how it went",
+        "That was frustrating and nobody listened",
+        "It is awful, I cannot stand the noise anymore",
+    ],
+}
+_MOOD = {"positive": 1.8, "neutral": 0.0, "negative": -1.9}
+
+
+@dataclass(frozen=True)
+class SyntheticOptions:
+    duration_s: float = 60.0
+    step_hz: float = 10.0
+    settle_steps: int = 15  # steps stay provisional this long (ASR lag)
+    session: str = "synthetic"
+    t0_unix: float = 1_700_000_000.0
+    seed: int = 0
+    endpoint: str = "tcp://127.0.0.1:5556"
+    loopback: bool = True
+    curve: bool = False
+    insecure: bool = False
+
+
+def _utterance_plan(opts: SyntheticOptions, rng: random.Random) -> list[tuple[float, float, str]]:
+    """(t_start, t_end, label) spans with pauses between, cycling through all three labels."""
+    labels = ["positive", "neutral", "negative"]
+    spans, t = [], 1.5
+    while True:
+        length = rng.uniform(2.5, 4.5)
+        if t + length > opts.duration_s - 1.0:
+            return spans
+        spans.append((t, t + length, labels[len(spans) % 3]))
+        t += length + rng.uniform(1.5, 3.5)
+
+
+def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple[float, Message]]:
+    """Messages in emission order, each with its stream time of emission."""
+    rng = random.Random(opts.seed)
+    plan = _utterance_plan(opts, rng)
+    hop = 1.0 / opts.step_hz
+    n_steps = int(round(opts.duration_s * opts.step_hz))
+    out: list[tuple[float, Message]] = []
+    provisional: list[StepMessage] = []
+    base = 0.0
+    utt_seq = status_seq = 0
+    for k in range(n_steps):
+        t0, t1 = k * hop, (k + 1) * hop
+        span = next((s for s in plan if s[0] <= t0 < s[1]), None)
+        target = _MOOD[span[2]] if span else 0.25 * math.sin(t0 / 7.0)
+        base += 0.12 * (target - base) + rng.gauss(0.0, 0.06)
+        face = (k // 40) % 9 != 8  # the face leaves the frame for 4 s now and then
+        w_text = 0.45 if span else 0.0
+        w_vis = (1.0 - w_text) * (0.55 if face else 0.1)
+        weights = ModalityWeights(w_text, round(1.0 - w_text - w_vis, 4), round(w_vis, 4))
+        step = StepMessage(
+            session=opts.session, seq=k, t_emit=opts.t0_unix + t1 + 0.08, t_start=t0, t_end=t1,
+            intensity=_clip(base), modality_weights=weights,
+            present=Presence(text=False, audio=span is not None, visual=face),
+            revision=0, final=False, latency_ms=round(rng.uniform(60, 140), 1),
+        )
+        out.append((t1, step))
+        provisional.append(step)
+        if len(provisional) > opts.settle_steps:
+            old = provisional.pop(0)
+            in_speech = old.present.audio
+            out.append((t1, _finalise(old, in_speech, rng, opts.t0_unix + t1 + 0.1)))
+        for s0, s1, label in plan:
+            if s1 <= t1 < s1 + hop:  # pause detected right after the span ends
+                out.append((t1, _utterance(opts, utt_seq, s0, s1, label, rng, t1)))
+                utt_seq += 1
+        if k % int(opts.step_hz) == 0:
+            out.append((t1, _status(opts, status_seq, t1, face, rng)))
+            status_seq += 1
+    return out
+
+
+def _finalise(step: StepMessage, in_speech: bool, rng: random.Random, t_emit: float) -> StepMessage:
+    nudge = rng.gauss(0.0, 0.25) if in_speech else 0.0  # words change steps in speech only
+    return StepMessage(
+        session=step.session, seq=step.seq, t_emit=t_emit, t_start=step.t_start,
+        t_end=step.t_end, intensity=_clip(step.intensity + nudge),
+        modality_weights=step.modality_weights,
+        present=Presence(text=in_speech, audio=step.present.audio, visual=step.present.visual),
+        revision=1, final=True, latency_ms=step.latency_ms,
+    )
+
+
+def _utterance(opts: SyntheticOptions, seq: int, s0: float, s1: float, label: str,
+               rng: random.Random, t_now: float) -> UtteranceMessage:
+    mood = _MOOD[label]
+    text = SENTENCES[label][seq // 3 % len(SENTENCES[label])]
+    return UtteranceMessage(
+        session=opts.session, seq=seq, t_emit=opts.t0_unix + t_now + 0.6, utterance_id=seq,
+        t_start=round(s0, 2), t_end=round(s1, 2), transcript=text,
+        utterance_intensity=_clip(mood + rng.gauss(0, 0.3)),
+        timestep_intensity=_clip(mood * 0.8 + rng.gauss(0, 0.2)),
+        final_intensity=_clip(mood * 0.9 + rng.gauss(0, 0.1)),
+        latency_ms=round(rng.uniform(450, 800), 1),
+    )
+
+
+def _status(opts: SyntheticOptions, seq: int, t_now: float, face: bool,
+            rng: random.Random) -> StatusMessage:
+    return StatusMessage(
+        session=opts.session, seq=seq, t_emit=opts.t0_unix + t_now, t_stream=t_now,
+        engine="onnx", engine_note=None, fps=round(rng.uniform(29.3, 30.0), 1),
+        step_rate_hz=opts.step_hz, dropped_frames=seq // 20, dropped_audio_blocks=0,
+        latency_p50_ms=round(rng.uniform(85, 100), 1),
+        latency_p95_ms=round(rng.uniform(150, 190), 1), errors=0, last_error=None,
+        sources=SourceStates(camera="ok", microphone="ok"),
+        sanitised=SanitisedCounts(text=0, audio=seq // 30, visual=0),
+        security=Security(endpoint=opts.endpoint, loopback=opts.loopback, curve=opts.curve,
+                          insecure=opts.insecure),
+    )
+
+
+def _clip(x: float) -> float:
+    return round(max(-3.0, min(3.0, x)), 3)
