@@ -1,0 +1,126 @@
+"""Face features per video frame: Haar-cascade detection, then the expression network.
+
+Rule: the largest detected face is the subject (a webcam user is usually the nearest face).
+Features, in msrg.config order: the 7 EXPRESSION_LABELS probabilities, then FACE_GEOMETRY:
+box centre x and y, width and height, each divided by the frame's width or height, and the
+detection confidence. Without a face: present=False and all zeros.
+
+Confidence: OpenCV's `detectMultiScale3(..., outputRejectLevels=True)` gives each detection the
+summed weight of the cascade's final stage ("level weight", roughly 0 for a bare pass, 4-9 for
+clear frontal faces). It is squashed to [0, 1) as `1 - exp(-weight / confidence_scale)`, so it
+ranks detections and is monotone in the cascade's own evidence; it is not a calibrated probability.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from msrg.config import EXPRESSION_LABELS, FACE_GEOMETRY, LIVE_VISUAL_DIM
+from realtime.extractors.expression_net import (
+    INPUT_SIZE_PX,
+    ExpressionModelError,
+    ExpressionNet,
+    ExpressionNetOptions,
+)
+from realtime.types import FaceObservation, VideoFrame
+
+assert len(EXPRESSION_LABELS) + len(FACE_GEOMETRY) == LIVE_VISUAL_DIM
+
+
+@dataclass(frozen=True)
+class FaceOptions:
+    cascade_file: str = "haarcascade_frontalface_default.xml"  # inside cv2.data.haarcascades
+    scale_factor: float = 1.2  # image pyramid step; 1.1 finds a few more faces at ~2x the cost
+    min_neighbors: int = 3  # overlapping hits needed; 5 misses turned heads in carphone
+    min_face_frac: float = 0.15  # smallest face side, as a fraction of the frame's shorter side
+    detect_width_px: int = 320  # wider frames are downscaled to this before detection (speed)
+    margin_frac: float = 0.1  # crop margin per side, as a fraction of the box side (like training)
+    confidence_scale: float = 3.0  # level weight that maps to confidence 1 - 1/e
+    expression: ExpressionNetOptions = field(default_factory=ExpressionNetOptions)
+
+    def __post_init__(self) -> None:
+        if self.scale_factor <= 1.0:
+            raise ValueError(f"scale_factor must be > 1, got {self.scale_factor}")
+        if not 0.0 < self.min_face_frac <= 1.0:
+            raise ValueError(f"min_face_frac must be in (0, 1], got {self.min_face_frac}")
+        if self.detect_width_px < 64:
+            raise ValueError(f"detect_width_px must be at least 64, got {self.detect_width_px}")
+        if self.margin_frac < 0.0 or self.confidence_scale <= 0.0 or self.min_neighbors < 0:
+            raise ValueError("margin_frac, min_neighbors must be >= 0 and confidence_scale > 0")
+
+
+Box = tuple[int, int, int, int]  # (x, y, w, h) in pixels of the source frame
+
+
+class FaceExtractor:
+    """`process(frame) -> FaceObservation`. Stateless across frames; not thread-safe (one owner)."""
+
+    def __init__(self, options: FaceOptions | None = None) -> None:
+        self.options = options or FaceOptions()
+        cascade_path = Path(cv2.data.haarcascades) / self.options.cascade_file
+        self._cascade = cv2.CascadeClassifier(str(cascade_path))
+        if self._cascade.empty():
+            raise ExpressionModelError(
+                f"face detector {cascade_path} could not be loaded; install "
+                "`opencv-python-headless<5` (5.0 ships no cascade files)"
+            )
+        self._net = ExpressionNet(self.options.expression)
+
+    def detect(self, image: np.ndarray) -> tuple[Box, float] | None:
+        """Largest face in a (H, W, 3) BGR image and its confidence in [0, 1), or None."""
+        o = self.options
+        height, width = image.shape[:2]
+        scale = min(1.0, o.detect_width_px / width)
+        small = image
+        if scale < 1.0:
+            # INTER_AREA averages pixels, so the downscale does not alias fine texture into edges.
+            size = (round(width * scale), round(height * scale))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)  # (h, w) uint8
+        min_side = max(1, int(o.min_face_frac * min(grey.shape)))
+        boxes, _levels, weights = self._cascade.detectMultiScale3(
+            grey, o.scale_factor, o.min_neighbors, minSize=(min_side, min_side),
+            outputRejectLevels=True,
+        )
+        if len(boxes) == 0:
+            return None
+        best = int(np.argmax([w * h for (_x, _y, w, h) in boxes]))
+        x, y, w, h = (int(round(v / scale)) for v in boxes[best])
+        weight = float(np.asarray(weights).ravel()[best])
+        confidence = 1.0 - math.exp(-max(weight, 0.0) / o.confidence_scale)
+        return (x, y, w, h), confidence
+
+    def crop(self, image: np.ndarray, box: Box) -> np.ndarray:
+        """(64, 64) uint8 grey crop of the box plus margin, clipped to the (H, W, 3) BGR image."""
+        x, y, w, h = box
+        margin_x, margin_y = round(self.options.margin_frac * w), round(self.options.margin_frac * h)
+        x0, y0 = max(0, x - margin_x), max(0, y - margin_y)
+        x1 = min(image.shape[1], x + w + margin_x)
+        y1 = min(image.shape[0], y + h + margin_y)
+        # Grey only the crop: much cheaper than converting the whole frame.
+        grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+        return cv2.resize(grey, (INPUT_SIZE_PX, INPUT_SIZE_PX), interpolation=cv2.INTER_AREA)
+
+    def process(self, frame: VideoFrame) -> FaceObservation:
+        image = frame.image  # (H, W, 3) uint8 BGR
+        found = self.detect(image)
+        if found is None:
+            return FaceObservation(
+                t_s=frame.t_s, present=False,
+                features=np.zeros(LIVE_VISUAL_DIM, dtype=np.float32), box=None,
+            )
+        box, confidence = found
+        probabilities = self._net.predict(self.crop(image, box)[None])[0]  # (7,)
+        height, width = image.shape[:2]
+        x, y, w, h = box
+        geometry = np.array(
+            [(x + w / 2) / width, (y + h / 2) / height, w / width, h / height, confidence],
+            dtype=np.float32,
+        )  # (5,) in FACE_GEOMETRY order
+        features = np.concatenate([probabilities, geometry]).astype(np.float32)  # (12,)
+        return FaceObservation(t_s=frame.t_s, present=True, features=features, box=box)
