@@ -91,7 +91,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} does not match the MSRG model: {first_line}") from None
+        raise CheckpointError(
+            f"checkpoint {path} does not match the MSRG model: {first_line}"
+        ) from None
     model.eval()
     return LoadedCheckpoint(model=model, path=path, digest=file_digest(path), meta=payload["meta"])
 

@@ -1,0 +1,271 @@
+"""Train MSRG on an MMSA-format pickle: select on `valid`, report `test`, write a checkpoint and a
+JSON of metrics.
+
+    python -m msrg.train --data FILE.pkl --preset mosi --out runs/mosi.pt
+
+Loss: L1 (or MSE) of the SIM final intensity against the utterance label, plus `aux_weight` times
+the same loss on the mean time-step intensity over the utterance's valid steps. The auxiliary term
+keeps every step's intensity on the label's scale, so the live curve and the utterance result read
+in the same units.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from msrg.checkpoint import CheckpointError, check_feature_dims, save_checkpoint
+from msrg.config import MODALITIES, MSRGConfig, preset
+from msrg.data import DataFormatError, SequenceSet, load_mmsa
+from msrg.metrics import format_table, regression_metrics
+from msrg.model import MSRG
+
+log = logging.getLogger("msrg.train")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    epochs: int = 21
+    batch_size: int = 32
+    lr: float = 5e-3
+    weight_decay: float = 0.0
+    loss: str = "l1"  # l1 | mse
+    aux_weight: float = 0.5  # weight of the time-step auxiliary loss (0 disables it)
+    grad_clip: float = 0.6
+    patience: int = 8  # epochs without a better valid MAE before stopping
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs and batch size must be >= 1 and lr > 0")
+        if self.loss not in ("l1", "mse"):
+            raise ValueError(f"loss must be l1 or mse, got {self.loss!r}")
+
+
+@dataclass
+class TrainResult:
+    model: MSRG
+    best_epoch: int
+    history: list[dict[str, float]]
+    metrics: dict[str, dict[str, float]]  # split -> metric -> value
+
+
+def fit_normalisation(model: MSRG, data: SequenceSet) -> None:
+    """Per-feature mean/std over present, valid training steps, stored as model buffers."""
+    arrays = (data.text, data.audio, data.visual)
+    for i, (name, x) in enumerate(zip(MODALITIES, arrays)):
+        w = (data.valid * data.mask[:, :, i]).reshape(-1) > 0
+        rows = x.reshape(-1, x.shape[-1])[w]
+        if len(rows) < 2:
+            continue
+        mean = rows.mean(axis=0)
+        std = rows.std(axis=0)
+        std[std < 1e-6] = 1.0  # constant features stay as they are
+        getattr(model, f"{name}_mean").copy_(torch.from_numpy(mean.astype(np.float32)))
+        getattr(model, f"{name}_std").copy_(torch.from_numpy(std.astype(np.float32)))
+
+
+def _tensors(data: SequenceSet, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
+    return tuple(
+        torch.from_numpy(np.ascontiguousarray(a[idx]))
+        for a in (data.text, data.audio, data.visual, data.mask, data.valid, data.labels)
+    )
+
+
+def predict(model: MSRG, data: SequenceSet, batch_size: int = 128) -> dict[str, np.ndarray]:
+    """Utterance-level predictions of a whole set: final, utterance (ULF) and time-step summary."""
+    model.eval()
+    outs: dict[str, list[np.ndarray]] = {"final": [], "utterance": [], "timestep": []}
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(data)))
+            text, audio, visual, mask, valid, _ = _tensors(data, idx)
+            seq = model(text, audio, visual, mask)
+            utt = model.utterance(text, audio, visual, mask, valid, seq.intensity, seq.salience)
+            outs["final"].append(utt.final_intensity.numpy())
+            outs["utterance"].append(utt.utterance_intensity.numpy())
+            outs["timestep"].append(utt.timestep_intensity.numpy())
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOptions) -> TrainResult:
+    torch.manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    train_set, valid_set = splits["train"], splits["valid"]
+    model = MSRG(config)
+    fit_normalisation(model, train_set)
+    opt = torch.optim.Adam(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    loss_fn = torch.nn.L1Loss() if options.loss == "l1" else torch.nn.MSELoss()
+    best_mae, best_epoch, best_state = math.inf, -1, None
+    history = []
+    for epoch in range(1, options.epochs + 1):
+        model.train()
+        order = rng.permutation(len(train_set))
+        batches = range(0, len(order), options.batch_size)
+        bar = tqdm(
+            batches,
+            desc=f"epoch {epoch}/{options.epochs}",
+            leave=False,
+            disable=not options.progress,
+        )
+        total, count = 0.0, 0
+        for start in bar:
+            idx = order[start : start + options.batch_size]
+            text, audio, visual, mask, valid, labels = _tensors(train_set, idx)
+            seq = model(text, audio, visual, mask)
+            utt = model.utterance(text, audio, visual, mask, valid, seq.intensity, seq.salience)
+            loss = loss_fn(utt.final_intensity, labels)
+            if options.aux_weight > 0:
+                steps_mean = (seq.intensity * valid).sum(1) / valid.sum(1).clamp(min=1.0)
+                loss = loss + options.aux_weight * loss_fn(steps_mean, labels)
+            opt.zero_grad()
+            loss.backward()
+            if options.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
+            opt.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+            bar.set_postfix(loss=f"{total / count:.3f}")
+        valid_metrics = regression_metrics(predict(model, valid_set)["final"], valid_set.labels)
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": total / count,
+                **{f"valid_{k}": v for k, v in valid_metrics.items()},
+            }
+        )
+        log.info("epoch %d: train loss %.4f, valid MAE %.4f, Acc-2 %.3f", epoch, total / count,
+                 valid_metrics["mae"], valid_metrics["acc2_non0"])  # fmt: skip
+        if valid_metrics["mae"] < best_mae:
+            best_mae, best_epoch = valid_metrics["mae"], epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - best_epoch >= options.patience:
+            log.info("early stop: no better valid MAE for %d epochs", options.patience)
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    metrics = {}
+    for name, data in splits.items():
+        preds = predict(model, data)
+        metrics[name] = regression_metrics(preds["final"], data.labels)
+        metrics[f"{name}_ulf_only"] = regression_metrics(preds["utterance"], data.labels)
+        metrics[f"{name}_timestep_only"] = regression_metrics(preds["timestep"], data.labels)
+    return TrainResult(model, best_epoch, history, metrics)
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m msrg.train", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--data", required=True, help="MMSA-format pickle (train/valid[/test])")
+    parser.add_argument(
+        "--preset", default="mosi",
+        help="architecture preset: live, mosi, mosei, or 'data' (live settings, dimensions from the file)",
+    )  # fmt: skip
+    parser.add_argument("--out", default="runs/msrg.pt", help="checkpoint to write")
+    parser.add_argument(
+        "--metrics-json", default=None, help="metrics JSON (default: next to --out)"
+    )
+    defaults = TrainOptions()
+    for field in (
+        "epochs",
+        "batch_size",
+        "lr",
+        "aux_weight",
+        "grad_clip",
+        "patience",
+        "seed",
+        "threads",
+        "loss",
+    ):
+        value = getattr(defaults, field)
+        kind = type(value) if value is not None else int
+        parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=value)
+    parser.add_argument(
+        "--d-model", type=int, default=None, help="override the preset's model width"
+    )
+    parser.add_argument("--window", type=int, default=None, help="override the JCAF window (steps)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        config = preset("live" if args.preset == "data" else args.preset)
+        if args.d_model:
+            config = replace(config, d_model=args.d_model)
+        if args.window:
+            config = replace(config, window=args.window)
+        options = TrainOptions(
+            **{
+                f: getattr(args, f)
+                for f in (
+                    "epochs",
+                    "batch_size",
+                    "lr",
+                    "aux_weight",
+                    "grad_clip",
+                    "patience",
+                    "seed",
+                    "threads",
+                    "loss",
+                )
+            }
+        )
+        wanted = ("train", "valid", "test")
+        try:
+            splits = load_mmsa(args.data, wanted)
+        except DataFormatError as exc:
+            if "lacks split(s) test" not in str(exc):
+                raise
+            splits = load_mmsa(args.data, ("train", "valid"))
+            log.info("%s has no test split: reporting train and valid only", args.data)
+        if args.preset == "data":
+            dims = splits["train"].dims
+            config = config.with_dims(dims["text"], dims["audio"], dims["visual"])
+        check_feature_dims(config, splits["train"].dims, f"preset '{args.preset}'", args.data)
+    except (DataFormatError, CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    started = time.time()
+    result = train(config, splits, options)
+    out = Path(args.out)
+    meta = {
+        "data": str(args.data), "preset": args.preset, "options": asdict(options),
+        "best_epoch": result.best_epoch, "metrics": _json_safe(result.metrics),
+        "trained_s": round(time.time() - started, 1),
+    }  # fmt: skip
+    save_checkpoint(result.model, out, meta)
+    metrics_path = (
+        Path(args.metrics_json) if args.metrics_json else out.with_suffix(".metrics.json")
+    )
+    metrics_path.write_text(json.dumps(_json_safe({**meta, "history": result.history}), indent=2))
+    print(format_table({k: v for k, v in result.metrics.items() if "_" not in k}))
+    print(f"checkpoint: {out}\nmetrics: {metrics_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
