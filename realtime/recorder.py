@@ -1,0 +1,71 @@
+"""Session recording: every published message as JSON Lines plus CSVs of steps and utterances,
+flushed after every write so that a crash or a kill loses at most the message being written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+from realtime import messages
+
+log = logging.getLogger(__name__)
+
+STEP_COLUMNS = ("seq", "revision", "final", "t_start", "t_end", "intensity", "w_text", "w_audio",
+                "w_visual", "present_text", "present_audio", "present_visual", "latency_ms", "t_emit")  # fmt: skip
+UTTERANCE_COLUMNS = ("utterance_id", "t_start", "t_end", "transcript", "utterance_intensity",
+                     "timestep_intensity", "final_intensity", "label", "latency_ms", "t_emit")  # fmt: skip
+
+
+class RecorderError(RuntimeError):
+    pass
+
+
+class Recorder:
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._jsonl = open(self.folder / "messages.jsonl", "a", encoding="utf-8")
+            self._steps_file = open(self.folder / "steps.csv", "a", newline="", encoding="utf-8")
+            self._utt_file = open(self.folder / "utterances.csv", "a", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise RecorderError(
+                f"cannot write the recording to {self.folder}: {exc.strerror}"
+            ) from None
+        self._steps = csv.writer(self._steps_file)
+        self._utts = csv.writer(self._utt_file)
+        if self._steps_file.tell() == 0:
+            self._steps.writerow(STEP_COLUMNS)
+        if self._utt_file.tell() == 0:
+            self._utts.writerow(UTTERANCE_COLUMNS)
+        self.closed = False
+
+    def write(self, msg: messages.Message) -> None:
+        if self.closed:
+            return
+        payload = msg.to_dict()
+        self._jsonl.write(json.dumps({"topic": msg.TOPIC, **payload}, ensure_ascii=False) + "\n")
+        self._jsonl.flush()
+        if isinstance(msg, messages.StepMessage):
+            w, p = msg.modality_weights, msg.present
+            self._steps.writerow((msg.seq, msg.revision, int(msg.final), msg.t_start, msg.t_end,
+                                  round(msg.intensity, 6), round(w.text, 6), round(w.audio, 6),
+                                  round(w.visual, 6), int(p.text), int(p.audio), int(p.visual),
+                                  round(msg.latency_ms, 3), msg.t_emit))  # fmt: skip
+            self._steps_file.flush()
+        elif isinstance(msg, messages.UtteranceMessage):
+            self._utts.writerow((msg.utterance_id, msg.t_start, msg.t_end, msg.transcript,
+                                 round(msg.utterance_intensity, 6), round(msg.timestep_intensity, 6),
+                                 round(msg.final_intensity, 6), msg.label, round(msg.latency_ms, 3),
+                                 msg.t_emit))  # fmt: skip
+            self._utt_file.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for f in (self._jsonl, self._steps_file, self._utt_file):
+            f.flush()
+            f.close()
