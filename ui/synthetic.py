@@ -83,7 +83,7 @@ def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple
         t0, t1 = k * hop, (k + 1) * hop
         span = next((s for s in plan if s[0] <= t0 < s[1]), None)
         target = _MOOD[span[2]] if span else 0.25 * math.sin(t0 / 7.0)
-        base += 0.12 * (target - base) + rng.gauss(0.0, 0.06)
+        base += 0.1 * (target - base) + rng.gauss(0.0, 0.04)
         face = (k // 40) % 9 != 8  # the face leaves the frame for 4 s now and then
         w_text = 0.45 if span else 0.0
         w_vis = (1.0 - w_text) * (0.55 if face else 0.1)
@@ -111,7 +111,8 @@ def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple
 
 
 def _finalise(step: StepMessage, in_speech: bool, rng: random.Random, t_emit: float) -> StepMessage:
-    nudge = rng.gauss(0.0, 0.25) if in_speech else 0.0  # words change steps in speech only
+    # Words shift steps in speech only, smoothly (the text context changes slowly).
+    nudge = 0.2 * math.sin(step.seq / 6.0) + rng.gauss(0.0, 0.03) if in_speech else 0.0
     return StepMessage(
         session=step.session, seq=step.seq, t_emit=t_emit, t_start=step.t_start,
         t_end=step.t_end, intensity=_clip(step.intensity + nudge),

@@ -1,0 +1,371 @@
+"""The dashboard window: widgets and drawing only. Data comes from History; nothing here blocks.
+
+Every plot item is created once in the constructor; a timer calls `refresh()`, which pushes the
+current window of data with `setData` only when the history changed since the last frame.
+Provisional steps (no `final` revision yet) are drawn as a dashed, lighter line.
+"""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from realtime.messages import NEUTRAL_BAND, Message
+from ui.history import WINDOWS_S, History, write_utterances_csv
+from ui.preview import CameraPreview, FrameSlot
+from ui.widgets import (
+    BACKGROUND,
+    FOREGROUND,
+    LABEL_COLOURS,
+    MODALITY_COLOURS,
+    MUTED,
+    PANEL,
+    WARNING_RED,
+    IntensityGauge,
+    PresencePills,
+    UtteranceTableModel,
+    signed,
+)
+
+log = logging.getLogger(__name__)
+FINAL_PEN = "#e6edf3"
+PROVISIONAL_PEN = "#e3b341"  # amber and dashed: this part may still change
+REFRESH_MS = 33  # ~30 frames/s: smooth scrolling, and well under the 100 ms drawing-lag target
+
+
+def _colour(hex_colour: str, alpha: int = 255) -> QColor:
+    c = QColor(hex_colour)
+    c.setAlpha(alpha)
+    return c
+
+
+class DashboardWindow(QMainWindow):
+    """Feed it with `on_messages`, `on_connection`, `on_rejected`; it redraws on its own timer."""
+
+    def __init__(self, history: History, title: str = "affect monitor",
+                 preview: FrameSlot | None = None, refresh_ms: int = REFRESH_MS) -> None:
+        super().__init__()
+        self.history = history
+        self.window_s = WINDOWS_S[1]
+        self.frames_drawn = 0
+        self._drawn_version = -1
+        self._drawn_utterances = -1
+        self._drawn_status: object = None
+        self.setWindowTitle(title)
+        self.resize(1280, 860)
+        self.setStyleSheet(f"QMainWindow, QWidget {{ background: {BACKGROUND}; color: {FOREGROUND}; }}"
+                           f" QTableView {{ background: {PANEL}; gridline-color: {BACKGROUND}; }}"
+                           f" QHeaderView::section {{ background: {PANEL}; color: {MUTED};"
+                           " border: none; padding: 4px; }"
+                           f" QStatusBar QLabel {{ padding: 0 8px; }}")
+        pg.setConfigOptions(antialias=True, background=BACKGROUND, foreground=MUTED)
+
+        central = QWidget(self)
+        root = QVBoxLayout(central)
+        root.setContentsMargins(10, 8, 10, 4)
+        self.banner = QLabel(central)  # security and source warnings, hidden when all is well
+        self.banner.setWordWrap(True)
+        self.banner.hide()
+        root.addWidget(self.banner)
+        splitter = QSplitter(Qt.Orientation.Vertical, central)
+        splitter.addWidget(self._build_plots())
+        splitter.addWidget(self._build_table())
+        splitter.setSizes([560, 240])
+        root.addWidget(splitter, 1)
+        self.setCentralWidget(central)
+        self._build_status_bar()
+
+        self.preview: CameraPreview | None = None
+        if preview is not None:
+            self.preview = CameraPreview(preview, self._side)
+            self._side.layout().addWidget(self.preview, 1)
+        self.timer = QTimer(self)
+        self.timer.setInterval(refresh_ms)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+
+    # --- construction -----------------------------------------------------------------------------
+
+    def _build_plots(self) -> QWidget:
+        box = QWidget(self)
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        plots = pg.GraphicsLayoutWidget(box)
+        row.addWidget(plots, 1)
+
+        self.intensity_plot = plots.addPlot(row=0, col=0)
+        ip = self.intensity_plot
+        ip.setTitle(_intensity_title(), size="11pt")
+        ip.setLabel("left", "intensity")
+        ip.getAxis("left").setWidth(44)  # same width in both plots keeps their time axes aligned
+        ip.setYRange(-3.2, 3.2, padding=0)
+        ip.setMouseEnabled(x=False, y=False)
+        ip.hideButtons()
+        ip.showGrid(x=True, y=True, alpha=0.12)
+        band = pg.LinearRegionItem((-NEUTRAL_BAND, NEUTRAL_BAND), orientation="horizontal",
+                                   movable=False, brush=_colour(MUTED, 22), pen=pg.mkPen(None))
+        ip.addItem(band)
+        self.spans = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[], brushes=[], pen=None)
+        ip.addItem(self.spans)
+        ip.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(MUTED, width=1)))
+        self.final_curve = pg.PlotDataItem(pen=pg.mkPen(FINAL_PEN, width=2), connect="finite")
+        self.provisional_curve = pg.PlotDataItem(
+            pen=pg.mkPen(PROVISIONAL_PEN, width=2, style=Qt.PenStyle.DashLine), connect="finite")
+        ip.addItem(self.final_curve)
+        ip.addItem(self.provisional_curve)
+        self.weights_plot = plots.addPlot(row=1, col=0)
+        wp = self.weights_plot
+        wp.setTitle("Modality weights (AMLP): " + " ".join(
+            f"<span style='color:{c}'>■ {m}</span>" for m, c in MODALITY_COLOURS.items()),
+            size="10pt")
+        wp.setLabel("bottom", "stream time (s)")
+        wp.setYRange(0, 1, padding=0)
+        wp.setXLink(ip)
+        wp.setMouseEnabled(x=False, y=False)
+        wp.hideButtons()
+        wp.getAxis("left").setTicks([[(0, "0"), (0.5, ".5"), (1, "1")]])
+        wp.getAxis("left").setWidth(44)
+        self.stack_curves = [pg.PlotDataItem(pen=pg.mkPen(None)) for _ in range(4)]
+        for c in self.stack_curves:
+            wp.addItem(c)
+        for i, m in enumerate(MODALITY_COLOURS):
+            wp.addItem(pg.FillBetweenItem(self.stack_curves[i], self.stack_curves[i + 1],
+                                          brush=_colour(MODALITY_COLOURS[m], 170)))
+        plots.ci.layout.setRowStretchFactor(0, 3)
+        plots.ci.layout.setRowStretchFactor(1, 1)
+
+        self._side = QWidget(box)
+        side = QVBoxLayout(self._side)
+        side.setContentsMargins(0, 0, 0, 0)
+        self.window_select = QComboBox(self._side)
+        for w in WINDOWS_S:
+            self.window_select.addItem(f"last {w:.0f} s" if w < 120 else f"last {w / 60:.0f} min", w)
+        self.window_select.setCurrentIndex(WINDOWS_S.index(self.window_s))
+        self.window_select.currentIndexChanged.connect(
+            lambda i: self.set_window(self.window_select.itemData(i)))
+        side.addWidget(self.window_select)
+        self.gauge = IntensityGauge(self._side)
+        side.addWidget(self.gauge, 2)
+        self.pills = PresencePills(self._side)
+        side.addWidget(self.pills)
+        self.last_utterance = QLabel("No utterance yet", self._side)
+        self.last_utterance.setWordWrap(True)
+        self.last_utterance.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.last_utterance.setStyleSheet(f"background: {PANEL}; border-radius: 6px; padding: 8px;")
+        side.addWidget(self.last_utterance, 1)
+        self._side.setFixedWidth(300)
+        row.addWidget(self._side)
+        return box
+
+    def _build_table(self) -> QWidget:
+        box = QWidget(self)
+        col = QVBoxLayout(box)
+        col.setContentsMargins(0, 4, 0, 0)
+        head = QHBoxLayout()
+        self.table_title = QLabel("Utterances (newest first)", box)
+        head.addWidget(self.table_title)
+        head.addStretch(1)
+        export = QPushButton("Export CSV…", box)
+        export.clicked.connect(self._ask_export)
+        head.addWidget(export)
+        col.addLayout(head)
+        self.table_model = UtteranceTableModel(box)
+        self.table = QTableView(box)
+        self.table.setModel(self.table_model)
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        col.addWidget(self.table)
+        return box
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_labels: dict[str, QLabel] = {}
+        for key in ("connection", "engine", "fps", "drops", "latency", "sources", "rejected"):
+            label = QLabel("", self)
+            bar.addWidget(label)
+            self.status_labels[key] = label
+        self.set_connection("connecting", 0)
+        self.set_rejected(0, 0)
+        self._show_status()
+
+    # --- input (GUI thread, from the subscriber's signals) --------------------------------------
+
+    def on_messages(self, msgs: list[Message]) -> None:
+        for msg in msgs:
+            try:
+                self.history.apply(msg)
+            except Exception:  # a bug in one message's handling must not close the monitor
+                log.exception("could not apply %s", type(msg).__name__)
+
+    def set_connection(self, state: str, reconnects: int) -> None:
+        colour = {"connected": LABEL_COLOURS["positive"], "stalled": "#d29922"}.get(
+            state, LABEL_COLOURS["negative"])
+        label = self.status_labels["connection"]
+        label.setText(f"● {state} · reconnects {reconnects}")
+        label.setToolTip(f"subscriber connection; publisher restarts seen: {reconnects}")
+        label.setStyleSheet(f"color: {colour};")
+
+    def set_rejected(self, malformed: int, wrong_version: int) -> None:
+        label = self.status_labels["rejected"]
+        label.setText(f"malformed {malformed} · wrong ver {wrong_version}")
+        label.setToolTip("messages ignored: not valid schema, or another schema version")
+        label.setStyleSheet(f"color: {'#d29922' if malformed or wrong_version else MUTED};")
+
+    def set_window(self, window_s: float) -> None:
+        self.window_s = float(window_s)
+        self._drawn_version = -1  # redraw at the next frame
+
+    # --- drawing ----------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """One frame: push changed data into the items created at construction."""
+        h = self.history
+        if self.preview is not None:
+            self.preview.poll()
+        if h.version == self._drawn_version:
+            return
+        self._drawn_version = h.version
+        self.frames_drawn += 1
+        series = h.steps(self.window_s)
+        t, y = series.t, series.intensity
+        final_y = np.where(series.final, y, np.nan)
+        # The dashed line covers provisional steps plus their final neighbours, so it joins on.
+        prov = ~series.final
+        near = prov | np.r_[prov[1:], False] | np.r_[False, prov[:-1]]
+        self.final_curve.setData(t, final_y)
+        self.provisional_curve.setData(t, np.where(near, y, np.nan))
+        stacked = np.concatenate([np.zeros((len(t), 1), np.float32),
+                                  np.cumsum(series.weights, axis=1)], axis=1)
+        for i, curve in enumerate(self.stack_curves):
+            curve.setData(t, stacked[:, i])
+        latest = h.latest_time
+        self.intensity_plot.setXRange(max(0.0, latest - self.window_s), max(latest, 1.0),
+                                      padding=0.01)
+        self._draw_spans(latest - self.window_s)
+        step = h.latest_step
+        self.gauge.set_value(None if step is None else step.intensity,
+                             provisional=step is not None and not step.final)
+        self.pills.set_state(
+            None if step is None else vars(step.present),
+            None if step is None else vars(step.modality_weights))
+        if h.utterance_version != self._drawn_utterances:
+            self._drawn_utterances = h.utterance_version
+            rows = h.utterances()
+            self.table_model.set_rows(rows)
+            self._show_last_utterance(rows[0] if rows else None)
+        if h.status is not self._drawn_status:
+            self._drawn_status = h.status
+            self._show_status()
+
+    def _show_last_utterance(self, u: object) -> None:
+        if u is None:
+            self.last_utterance.setText("No utterance yet")
+            return
+        colour = LABEL_COLOURS[u.label]  # type: ignore[attr-defined]
+        self.last_utterance.setText(
+            f"<div style='color:{MUTED}'>Last utterance</div>"
+            f"<div style='font-size:13pt; margin:4px 0'>“{escape(u.transcript)}”</div>"  # type: ignore[attr-defined]
+            f"<div style='color:{colour}; font-size:15pt; font-weight:bold'>{u.label} "  # type: ignore[attr-defined]
+            f"{signed(u.final_intensity)}</div>")  # type: ignore[attr-defined]
+
+    def _draw_spans(self, since_t: float) -> None:
+        utts = self.history.utterances(since_t=since_t)
+        self.spans.setOpts(
+            x0=[u.t_start for u in utts], x1=[u.t_end for u in utts],
+            y0=[-3.0] * len(utts), height=[6.0] * len(utts),
+            brushes=[_colour(LABEL_COLOURS[u.label], 60) for u in utts])
+
+    def _show_status(self) -> None:
+        s = self.history.status
+        lab = self.status_labels
+        if s is None:
+            for key in ("engine", "fps", "drops", "latency", "sources"):
+                lab[key].setText("")
+            lab["engine"].setText("waiting for status…")
+            self._set_banner([])
+            return
+        note = f" ({s.engine_note})" if s.engine_note else ""
+        lab["engine"].setText(f"engine {s.engine}{note}")
+        lab["fps"].setText(f"{s.fps:.1f} fps · {s.step_rate_hz:g} steps/s")
+        lab["drops"].setText(f"dropped {s.dropped_frames} fr · {s.dropped_audio_blocks} aud"
+                             f" · errors {s.errors}")
+        lab["latency"].setText(f"p50 {_ms(s.latency_p50_ms)} · p95 {_ms(s.latency_p95_ms)}")
+        lab["latency"].setToolTip("step latency, capture to emission")
+        sanitised = s.sanitised.text + s.sanitised.audio + s.sanitised.visual
+        lab["sources"].setText(f"cam {s.sources.camera} · mic {s.sources.microphone}"
+                               f" · sanitised {sanitised}")
+        lab["drops"].setToolTip(s.last_error or "no errors")
+        warnings = []
+        sec = s.security
+        if sec.exposed:
+            how = "--insecure" if sec.insecure else "no CurveZMQ keys"
+            warnings.append(f"⚠ Publisher bound beyond loopback at {sec.endpoint} without "
+                            f"encryption ({how}): anyone on the network can read this affect data.")
+        lost = [n for n in ("camera", "microphone") if getattr(s.sources, n) == "lost"]
+        if lost:
+            warnings.append(f"{' and '.join(lost)} lost: waiting for it to return.")
+        self._set_banner(warnings)
+
+    def _set_banner(self, warnings: list[str]) -> None:
+        self.banner.setVisible(bool(warnings))
+        self.banner.setText("\n".join(warnings))
+        self.banner.setStyleSheet(f"background: {WARNING_RED}; color: white; font-weight: bold;"
+                                  " padding: 6px; border-radius: 4px;")
+
+    def status_text(self) -> str:
+        """Everything the status bar and banner say, for tests and logs."""
+        parts = [lbl.text() for lbl in self.status_labels.values()]
+        if self.banner.isVisible() or self.banner.text():
+            parts.append(self.banner.text())
+        return " | ".join(p for p in parts if p)
+
+    # --- export -----------------------------------------------------------------------------------
+
+    def export_csv(self, path: str | Path) -> int:
+        rows = write_utterances_csv(self.table_model.rows(), path)
+        log.info("exported %d utterances to %s", rows, path)
+        return rows
+
+    def _ask_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export utterances", "utterances.csv",
+                                              "CSV (*.csv)")
+        if path:
+            try:
+                self.export_csv(path)
+            except OSError as exc:
+                log.error("export to %s failed: %s", path, exc)
+                self.statusBar().showMessage(f"export failed: {exc}", 5000)
+
+
+def _intensity_title() -> str:
+    spans = " ".join(f"<span style='color:{c}'>■ {k}</span>" for k, c in LABEL_COLOURS.items())
+    return (f"<span style='color:{FOREGROUND}'>Sentiment intensity per time step</span>"
+            f"&nbsp;&nbsp;<span style='color:{FINAL_PEN}'>━ final</span>"
+            f"&nbsp;<span style='color:{PROVISIONAL_PEN}'>┅ provisional</span>"
+            f"&nbsp;&nbsp;utterances: {spans}")
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f} ms"

@@ -1,0 +1,190 @@
+"""The dashboard's own small widgets: palette, intensity gauge, presence pills, utterance model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QRectF, Qt
+from PyQt6.QtGui import QColor, QFont, QPainter, QPen
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
+
+from realtime.messages import INTENSITY_MAX, MODALITIES, NEUTRAL_BAND, label_for
+from realtime.messages import UtteranceMessage as Utterance
+
+# One palette for every panel, so a colour means the same thing everywhere.
+BACKGROUND = "#11151c"
+PANEL = "#1a1f29"
+FOREGROUND = "#d7dde6"
+MUTED = "#6b7585"
+LABEL_COLOURS = {"negative": "#e5534b", "neutral": "#8b949e", "positive": "#3fb950"}
+MODALITY_COLOURS = {"text": "#c297ff", "audio": "#4ea1ff", "visual": "#f0883e"}
+WARNING_RED = "#b62324"
+
+
+def intensity_colour(x: float) -> QColor:
+    """Grey at 0, blending to the label colour as |x| grows (full at 1.5)."""
+    grey = QColor(LABEL_COLOURS["neutral"])
+    target = QColor(LABEL_COLOURS["negative" if x < 0 else "positive"])
+    a = min(1.0, abs(x) / 1.5)
+    return QColor(
+        int(grey.red() + a * (target.red() - grey.red())),
+        int(grey.green() + a * (target.green() - grey.green())),
+        int(grey.blue() + a * (target.blue() - grey.blue())),
+    )
+
+
+class IntensityGauge(QWidget):
+    """A half-dial from -3 to +3 with the value arc, a big number and the label."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._value: float | None = None
+        self._provisional = False
+        self.setMinimumSize(220, 150)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+    def set_value(self, value: float | None, provisional: bool = False) -> None:
+        if (value, provisional) != (self._value, self._provisional):
+            self._value, self._provisional = value, provisional
+            self.update()
+
+    @property
+    def value(self) -> float | None:
+        return self._value
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        w, h = self.width(), self.height()
+        radius = max(10.0, min(w / 2 - 16, h - 52))
+        thick = max(8.0, radius * 0.16)
+        box = QRectF(w / 2 - radius, 14 + thick / 2, 2 * radius, 2 * radius)
+
+        def arc(lo: float, hi: float, colour: QColor) -> None:
+            # Qt angles run counter-clockwise from 3 o'clock in 1/16 degree: +3 at 0, -3 at 180.
+            start = 90 - hi / INTENSITY_MAX * 90
+            span = (hi - lo) / INTENSITY_MAX * 90
+            p.setPen(QPen(colour, thick, cap=Qt.PenCapStyle.FlatCap))
+            p.drawArc(box, int(start * 16), int(span * 16))
+
+        for lo, hi, label in ((-3, -NEUTRAL_BAND, "negative"), (-NEUTRAL_BAND, NEUTRAL_BAND,
+                              "neutral"), (NEUTRAL_BAND, 3, "positive")):
+            dim = QColor(LABEL_COLOURS[label])
+            dim.setAlpha(55)
+            arc(lo, hi, dim)
+        v = self._value
+        colour = intensity_colour(v) if v is not None else QColor(MUTED)
+        if v is not None:
+            arc(min(0.0, v), max(0.0, v), colour)
+        centre_y = box.center().y()
+        p.setPen(QColor(FOREGROUND if v is not None else MUTED))
+        big = QFont(self.font())
+        big.setPixelSize(int(max(14, radius * 0.42)))
+        big.setBold(True)
+        p.setFont(big)
+        text = "—" if v is None else signed(v)
+        p.setPen(colour)
+        p.drawText(QRectF(0, centre_y - radius * 0.62, w, radius * 0.55),
+                   Qt.AlignmentFlag.AlignCenter, text)
+        small = QFont(self.font())
+        small.setPixelSize(int(max(10, radius * 0.16)))
+        p.setFont(small)
+        caption = "no data" if v is None else label_for(v) + (" (provisional)"
+                                                               if self._provisional else "")
+        p.drawText(QRectF(0, centre_y + 4, w, radius * 0.22), Qt.AlignmentFlag.AlignCenter,
+                   caption)
+        p.setPen(QColor(MUTED))
+        p.drawText(QRectF(box.left() - 20, centre_y + 4, 40, 20), Qt.AlignmentFlag.AlignCenter,
+                   "−3")
+        p.drawText(QRectF(box.right() - 20, centre_y + 4, 40, 20), Qt.AlignmentFlag.AlignCenter,
+                   "+3")
+        p.end()
+
+
+class PresencePills(QWidget):
+    """One pill per modality: lit when present in the newest step, with its fusion weight."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.pills: dict[str, QLabel] = {}
+        for m in MODALITIES:
+            pill = QLabel(m, self)
+            pill.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            pill.setMinimumWidth(80)
+            layout.addWidget(pill)
+            self.pills[m] = pill
+        self.set_state(None, None)
+
+    def set_state(self, present: dict[str, bool] | None, weights: dict[str, float] | None) -> None:
+        for m, pill in self.pills.items():
+            on = bool(present and present[m])
+            weight = f" {weights[m]:.0%}" if weights is not None else ""
+            pill.setText(f"{m}{weight}" if on else f"no {m}")
+            bg = MODALITY_COLOURS[m] if on else PANEL
+            fg = "#0d1117" if on else MUTED
+            pill.setStyleSheet(f"QLabel {{ background: {bg}; color: {fg}; border-radius: 9px;"
+                               f" padding: 3px 8px; font-weight: bold; }}")
+            pill.setToolTip(f"{m}: {'present' if on else 'absent'} in the newest step")
+
+
+class UtteranceTableModel(QAbstractTableModel):
+    """Utterances newest first: time, transcript, three intensities and the label."""
+
+    HEADERS = ("Time", "Transcript", "Utterance", "Time-step", "Final", "Label")
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._rows: list[Utterance] = []
+
+    def set_rows(self, rows: list[Utterance]) -> None:
+        self.beginResetModel()  # a few hundred rows at most: a reset is simpler than diffing
+        self._rows = rows
+        self.endResetModel()
+
+    def rows(self) -> list[Utterance]:
+        return list(self._rows)
+
+    def rowCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802 (Qt's name)
+        return 0 if parent is not None and parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QModelIndex | None = None) -> int:  # noqa: N802
+        return 0 if parent is not None and parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        u, col = self._rows[index.row()], index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                f"{_clock(u.t_start)}–{_clock(u.t_end)}",
+                u.transcript,
+                signed(u.utterance_intensity),
+                signed(u.timestep_intensity),
+                signed(u.final_intensity),
+                u.label,
+            )[col]
+        if role == Qt.ItemDataRole.ForegroundRole and col in (4, 5):
+            return QColor(LABEL_COLOURS[u.label])
+        if role == Qt.ItemDataRole.TextAlignmentRole and col in (2, 3, 4):
+            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        if role == Qt.ItemDataRole.ToolTipRole and col == 1:
+            return u.transcript
+        return None
+
+
+def signed(x: float) -> str:
+    """+1.23 / -1.23, and never "-0.00" (a minus sign on a neutral value misleads)."""
+    return f"{round(x, 2) + 0.0:+.2f}"
+
+
+def _clock(t_s: float) -> str:
+    minutes, seconds = divmod(max(0.0, t_s), 60.0)
+    return f"{int(minutes)}:{seconds:04.1f}"
