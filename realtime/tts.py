@@ -53,7 +53,9 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """A 16-bit PCM wav as (N,) float32 mono in [-1, 1] (channels averaged) and its rate in Hz."""
     with wave.open(str(path), "rb") as f:
         if f.getsampwidth() != 2:
-            raise ValueError(f"{path}: only 16-bit PCM wav is supported, got {8 * f.getsampwidth()}")
+            raise ValueError(
+                f"{path}: only 16-bit PCM wav is supported, got {8 * f.getsampwidth()}"
+            )
         n_channels, rate_hz = f.getnchannels(), f.getframerate()
         pcm = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
     samples = pcm.astype(np.float32).reshape(-1, n_channels).mean(axis=1) / _INT16_SCALE
@@ -73,7 +75,9 @@ def write_wav(path: str | Path, samples: np.ndarray, rate_hz: int = SAMPLE_RATE_
     return path
 
 
-def synthesize_speech(text: str, *, voice: str = "en-us", words_per_minute: int = 160) -> np.ndarray:
+def synthesize_speech(
+    text: str, *, voice: str = "en-us", words_per_minute: int = 160
+) -> np.ndarray:
     """Speak `text` with espeak-ng. Returns (N,) float32 mono at SAMPLE_RATE_HZ.
 
     Deterministic for a given espeak-ng version, text, voice and rate.
@@ -84,7 +88,17 @@ def synthesize_speech(text: str, *, voice: str = "en-us", words_per_minute: int 
     with tempfile.TemporaryDirectory(prefix="affect-tts-") as tmp:
         # A file, not --stdout: espeak-ng's streamed wav header carries a bogus length.
         wav_path = Path(tmp) / "speech.wav"
-        cmd = [binary, "-v", voice, "-s", str(int(words_per_minute)), "-w", str(wav_path), "--", text]
+        cmd = [
+            binary,
+            "-v",
+            voice,
+            "-s",
+            str(int(words_per_minute)),
+            "-w",
+            str(wav_path),
+            "--",
+            text,
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not wav_path.exists():
             detail = (result.stderr or "no output").strip().splitlines()
