@@ -76,7 +76,8 @@ class _SmileLld:
         self.feature_names: tuple[str, ...] = tuple(smile.feature_names)
         if len(self.feature_names) != LIVE_AUDIO_DIM:
             raise VoiceFeatureError(
-                f"eGeMAPSv02 LLD has {len(self.feature_names)} descriptors, expected {LIVE_AUDIO_DIM}"
+                f"eGeMAPSv02 LLD has {len(self.feature_names)} descriptors, "
+                f"expected {LIVE_AUDIO_DIM}"
             )
         root = smile.default_config_root
         shared = os.path.join(root, "shared")
