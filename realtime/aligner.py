@@ -1,0 +1,249 @@
+"""The aligner: per-modality features in, fixed-rate model time steps out. Pure: no threads, no
+I/O, no clock of its own; the caller passes stream times in.
+
+Step k covers [k * hop_s, (k + 1) * hop_s). It is *ready* once audio and video have both been
+delivered past its end (or a modality is declared late, see `pop_ready`). Pooling per step:
+  visual: mean of the features of frames with a face; present if any frame in the step had one;
+  audio:  mean of the voice descriptor frames; present if voice activity was detected in the step;
+  text:   the causal embedding of the last word whose span overlaps the step; present if any does.
+Words arrive late (speech recognition runs off the step path). A step is *final* once text is
+settled up to its end (`set_text_final_until`); until then `retext` reports emitted steps whose
+text changed so the caller can re-run the model over that provisional tail.
+
+Verbs: push_face / push_voice / push_speech / set_words / set_text_final_until, then pop_ready,
+retext, pop_final; flush at the end of a stream; reset.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
+from realtime.types import (
+    EmbeddedWord,
+    FaceObservation,
+    SpeechProbability,
+    StepFeatures,
+    VoiceFrames,
+)
+
+
+@dataclass(frozen=True)
+class AlignerOptions:
+    step_hz: float = 10.0
+    expect_video: bool = True
+    expect_audio: bool = True
+    speech_threshold: float = 0.5  # VAD probability that marks a step's audio as present
+    text_dim: int = LIVE_TEXT_DIM
+    audio_dim: int = LIVE_AUDIO_DIM
+    visual_dim: int = LIVE_VISUAL_DIM
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.step_hz) and 0 < self.step_hz <= 100):
+            raise ValueError(f"--step-hz must be in (0, 100], got {self.step_hz}")
+        if not (self.expect_video or self.expect_audio):
+            raise ValueError("the aligner needs audio, video or both")
+
+    @property
+    def hop_s(self) -> float:
+        return 1.0 / self.step_hz
+
+
+@dataclass
+class _Acc:
+    """Running sums of one step's visual and audio input."""
+
+    visual_sum: np.ndarray
+    visual_n: int = 0
+    frames: int = 0
+    audio_sum: np.ndarray | None = None
+    audio_n: int = 0
+    speech_max: float = 0.0
+    newest_avail_s: float = -math.inf
+
+
+@dataclass
+class Aligner:
+    options: AlignerOptions = field(default_factory=AlignerOptions)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._acc: dict[int, _Acc] = {}
+        self._next_seq = 0  # first step not yet emitted
+        self._video_until_s = 0.0 if self.options.expect_video else math.inf
+        self._audio_until_s = 0.0 if self.options.expect_audio else math.inf
+        self._words: list[EmbeddedWord] = []  # sorted by start time
+        self._emitted: dict[int, StepFeatures] = {}  # provisional steps, by seq
+        self._text_final_until_s = 0.0
+        self.sanitised = {"text": 0, "audio": 0, "visual": 0}
+
+    # ------------------------------------------------------------------ inputs
+    def _index(self, t_s: float) -> int:
+        # A tiny epsilon keeps a time exactly on a boundary (e.g. 0.3 from float sums) in the step it starts.
+        return int(math.floor(t_s * self.options.step_hz + 1e-9))
+
+    def _acc_for(self, k: int) -> _Acc:
+        acc = self._acc.get(k)
+        if acc is None:
+            acc = self._acc[k] = _Acc(visual_sum=np.zeros(self.options.visual_dim, np.float64))
+        return acc
+
+    def _clean(self, values: np.ndarray, modality: str) -> np.ndarray:
+        if np.isfinite(values).all():
+            return values
+        self.sanitised[modality] += 1
+        return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def push_face(self, obs: FaceObservation, avail_s: float) -> None:
+        """One processed video frame; `avail_s` is when its capture became available (stream s)."""
+        k = self._index(obs.t_s)
+        if k >= self._next_seq:
+            acc = self._acc_for(k)
+            acc.frames += 1
+            acc.newest_avail_s = max(acc.newest_avail_s, avail_s)
+            if obs.present:
+                acc.visual_sum += self._clean(np.asarray(obs.features, np.float64), "visual")
+                acc.visual_n += 1
+        self._video_until_s = max(self._video_until_s, obs.t_s)
+
+    def push_voice(self, frames: VoiceFrames, avail_s: float) -> None:
+        """Voice descriptor frames (10 ms hop); frame i is placed by its start time."""
+        values = self._clean(np.asarray(frames.values, np.float64), "audio")
+        for i, row in enumerate(values):
+            k = self._index(frames.t_start_s + i * frames.hop_s)
+            if k < self._next_seq:
+                continue
+            acc = self._acc_for(k)
+            acc.audio_sum = row.copy() if acc.audio_sum is None else acc.audio_sum + row
+            acc.audio_n += 1
+            acc.newest_avail_s = max(acc.newest_avail_s, avail_s)
+        if len(values):
+            self._audio_until_s = max(
+                self._audio_until_s, frames.t_start_s + len(values) * frames.hop_s
+            )
+
+    def push_speech(self, probs: list[SpeechProbability]) -> None:
+        """VAD chunk probabilities; a chunk counts for every step it overlaps."""
+        for p in probs:
+            first, last = self._index(p.t_start_s), self._index(max(p.t_start_s, p.t_end_s - 1e-6))
+            for k in range(max(first, self._next_seq), last + 1):
+                acc = self._acc_for(k)
+                acc.speech_max = max(acc.speech_max, p.probability)
+
+    def set_words(self, t_from_s: float, t_to_s: float, words: list[EmbeddedWord]) -> None:
+        """Replace every word that starts in [t_from_s, t_to_s) by `words` (a new ASR result for
+        that span, partial or final)."""
+        kept = [w for w in self._words if not (t_from_s <= w.word.t_start_s < t_to_s)]
+        for w in words:
+            emb = self._clean(np.asarray(w.embedding, np.float64), "text")
+            kept.append(EmbeddedWord(w.word, emb.astype(np.float32)))
+        self._words = sorted(kept, key=lambda w: (w.word.t_start_s, w.word.t_end_s))
+
+    def set_text_final_until(self, t_s: float) -> None:
+        """No word will change before `t_s` any more: steps ending by then become final."""
+        self._text_final_until_s = max(self._text_final_until_s, t_s)
+
+    # ------------------------------------------------------------------ outputs
+    def _text_for(self, t0: float, t1: float) -> tuple[np.ndarray, bool]:
+        chosen = None
+        for i, w in enumerate(self._words):
+            if w.word.t_start_s >= t1:
+                break
+            if w.word.t_end_s > t0:
+                chosen = i
+        if chosen is None:
+            return np.zeros(self.options.text_dim, np.float32), False
+        return self._words[chosen].embedding, True
+
+    def _build(self, k: int) -> StepFeatures:
+        hop = self.options.hop_s
+        t0, t1 = k * hop, (k + 1) * hop
+        acc = self._acc.pop(k, None) or _Acc(visual_sum=np.zeros(self.options.visual_dim))
+        visual_present = acc.visual_n > 0
+        visual = (acc.visual_sum / max(acc.visual_n, 1)).astype(np.float32)
+        audio_present = acc.audio_n > 0 and acc.speech_max >= self.options.speech_threshold
+        audio = (
+            (acc.audio_sum / acc.audio_n).astype(np.float32)
+            if acc.audio_n
+            else np.zeros(self.options.audio_dim, np.float32)
+        )
+        if not audio_present:
+            audio = np.zeros_like(audio)
+        text, has_text = self._text_for(t0, t1)
+        step = StepFeatures(
+            seq=k, t_start_s=round(t0, 6), t_end_s=round(t1, 6), text=text, audio=audio,
+            visual=visual, present=(has_text, audio_present, visual_present),
+            t_newest_capture_s=acc.newest_avail_s if math.isfinite(acc.newest_avail_s) else t1,
+        )  # fmt: skip
+        self._emitted[k] = step
+        return step
+
+    def pop_ready(
+        self, now_s: float | None = None, max_wait_s: float = math.inf
+    ) -> list[StepFeatures]:
+        """Steps whose audio and video are in. With `now_s`, a modality that has delivered nothing
+        for `max_wait_s` past a step's end no longer holds it back (a stalled camera must not
+        stop the stream); that step has the modality marked absent."""
+        hop = self.options.hop_s
+        ready = []
+        while True:
+            t1 = (self._next_seq + 1) * hop
+            late = now_s is not None and now_s - t1 > max_wait_s
+            if not ((self._video_until_s >= t1 or late) and (self._audio_until_s >= t1 or late)):
+                break
+            ready.append(self._build(self._next_seq))
+            self._next_seq += 1
+        return ready
+
+    def flush(self, end_s: float) -> list[StepFeatures]:
+        """At the end of a stream: every step that starts before `end_s`."""
+        ready = []
+        while self._next_seq * self.options.hop_s < end_s - 1e-9:
+            ready.append(self._build(self._next_seq))
+            self._next_seq += 1
+        return ready
+
+    def retext(self) -> list[StepFeatures]:
+        """Provisional steps whose text changed since they were built, rebuilt (same seq)."""
+        changed = []
+        for k, old in sorted(self._emitted.items()):
+            text, has_text = self._text_for(old.t_start_s, old.t_end_s)
+            if has_text == old.present[0] and np.array_equal(text, old.text):
+                continue
+            new = StepFeatures(
+                seq=k, t_start_s=old.t_start_s, t_end_s=old.t_end_s, text=text, audio=old.audio,
+                visual=old.visual, present=(has_text, old.present[1], old.present[2]),
+                t_newest_capture_s=old.t_newest_capture_s,
+            )  # fmt: skip
+            self._emitted[k] = new
+            changed.append(new)
+        return changed
+
+    def pop_final(self) -> list[int]:
+        """Seqs of emitted steps that became final (text settled past their end), oldest first."""
+        done = [
+            k
+            for k, e in sorted(self._emitted.items())
+            if e.t_end_s <= self._text_final_until_s + 1e-9
+        ]
+        for k in done:
+            del self._emitted[k]
+        # Words entirely before every provisional step can no longer matter.
+        horizon = min(
+            (e.t_start_s for e in self._emitted.values()), default=self._text_final_until_s
+        )
+        self._words = [w for w in self._words if w.word.t_end_s > horizon - 1e-9]
+        return done
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def provisional(self) -> int:
+        return len(self._emitted)

@@ -1,0 +1,162 @@
+"""Aligner and step runner on synthetic timestamps: pooling, readiness, late words, revisions."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engines import load_engine
+from msrg.checkpoint import save_checkpoint
+from msrg.config import MSRGConfig
+from msrg.model import MSRG
+from realtime.aligner import Aligner, AlignerOptions
+from realtime.stepper import StepRunner
+from realtime.types import EmbeddedWord, FaceObservation, SpeechProbability, VoiceFrames, Word
+
+CFG = MSRGConfig()
+
+
+def face(t_s, present=True, value=1.0):
+    feats = np.full(CFG.visual_dim, value, np.float32)
+    return FaceObservation(
+        t_s=t_s, present=present, features=feats, box=(0, 0, 10, 10) if present else None
+    )
+
+
+def voice(t_start_s, n, value=1.0):
+    return VoiceFrames(
+        t_start_s=t_start_s, hop_s=0.01, values=np.full((n, CFG.audio_dim), value, np.float32)
+    )
+
+
+def word(text, t0, t1, value):
+    return EmbeddedWord(Word(text, t0, t1, 0.9), np.full(CFG.text_dim, value, np.float32))
+
+
+def test_pooling_and_presence():
+    al = Aligner(AlignerOptions(step_hz=10))
+    for i in range(3):  # 30 fps: frames at 0, 1/30, 2/30 in step 0; the middle one has no face
+        al.push_face(face(i / 30, present=i != 1, value=float(i)), avail_s=i / 30)
+    al.push_voice(voice(0.0, 10, 2.0), avail_s=0.1)
+    al.push_speech([SpeechProbability(0.0, 0.032, 0.9)])
+    assert al.pop_ready() == []  # video has not passed the end of step 0 yet
+    al.push_face(face(0.1, present=False), avail_s=0.1)
+    (step,) = al.pop_ready()
+    assert step.seq == 0 and step.t_start_s == 0.0 and step.t_end_s == pytest.approx(0.1)
+    assert np.allclose(step.visual, 1.0)  # mean of frames 0 and 2 (values 0 and 2)
+    assert np.allclose(step.audio, 2.0)
+    assert step.present == (False, True, True)
+
+
+def test_audio_without_speech_is_absent():
+    al = Aligner(AlignerOptions(step_hz=10, expect_video=False))
+    al.push_voice(voice(0.0, 20), avail_s=0.2)
+    al.push_speech([SpeechProbability(0.0, 0.2, 0.1)])
+    steps = al.pop_ready()
+    assert len(steps) == 2
+    assert all(s.present == (False, False, False) for s in steps)
+    assert all((s.audio == 0).all() for s in steps)
+
+
+def test_stalled_video_does_not_hold_steps_forever():
+    al = Aligner(AlignerOptions(step_hz=10))
+    al.push_voice(voice(0.0, 50), avail_s=0.5)
+    assert al.pop_ready(now_s=0.3, max_wait_s=0.5) == []
+    steps = al.pop_ready(now_s=1.01, max_wait_s=0.5)
+    assert [s.seq for s in steps] == [0, 1, 2, 3, 4]
+    assert all(not s.present[2] for s in steps)
+
+
+def test_nan_features_are_sanitised_and_counted():
+    al = Aligner(AlignerOptions(step_hz=10, expect_video=False))
+    bad = voice(0.0, 10)
+    bad.values[3, 2] = np.nan
+    al.push_voice(bad, avail_s=0.1)
+    (step,) = al.pop_ready()
+    assert np.isfinite(step.audio).all()
+    assert al.sanitised["audio"] == 1
+
+
+def test_late_words_revise_provisional_steps_and_finalise():
+    al = Aligner(AlignerOptions(step_hz=10, expect_video=False))
+    al.push_voice(voice(0.0, 50), avail_s=0.5)
+    al.push_speech([SpeechProbability(0.0, 0.5, 0.9)])
+    first = al.pop_ready()
+    assert len(first) == 5 and not any(s.present[0] for s in first)
+    al.set_words(0.0, 0.5, [word("good", 0.12, 0.31, 0.5)])
+    changed = al.retext()
+    assert [s.seq for s in changed] == [1, 2, 3]
+    assert all(s.present[0] and np.allclose(s.text, 0.5) for s in changed)
+    assert al.retext() == []  # nothing changes twice
+    al.set_text_final_until(0.3)
+    assert al.pop_final() == [0, 1, 2]
+    assert al.provisional == 2
+
+
+@pytest.fixture(scope="module")
+def eager(tmp_path_factory):
+    torch.manual_seed(0)
+    path = save_checkpoint(MSRG(CFG).eval(), tmp_path_factory.mktemp("ckpt") / "m.pt")
+    return load_engine("eager", path)
+
+
+def test_final_revisions_equal_a_whole_sequence_pass(eager):
+    """Words arrive late and in pieces; after everything settles, the final version of every step
+    equals what one forward pass over the final features gives."""
+    rng = np.random.default_rng(0)
+    al = Aligner(AlignerOptions(step_hz=10))
+    runner = StepRunner(eager)
+    published: dict[int, list] = {}
+    duration_s = 6.0
+    for k in range(int(duration_s * 30)):
+        t = k / 30
+        al.push_face(face(t, present=rng.random() > 0.2, value=float(rng.normal())), avail_s=t)
+        if k % 3 == 0:
+            al.push_voice(
+                VoiceFrames(t, 0.01, rng.normal(size=(10, CFG.audio_dim)).astype(np.float32)), t
+            )
+            al.push_speech([SpeechProbability(t, t + 0.1, float(rng.random()))])
+        if k in (60, 120, 170):  # partial then final results for a segment 0.4 .. 3.0 s
+            words = [
+                word(f"w{i}", 0.4 + 0.3 * i, 0.6 + 0.3 * i, float(rng.normal()))
+                for i in range(k // 20)
+            ]
+            al.set_words(0.4, 3.0, [w for w in words if w.word.t_end_s <= 3.0])
+        if k == 170:
+            al.set_text_final_until(3.2)
+        runner.add(al.pop_ready())
+        runner.revise(al.retext())
+        runner.finalise(al.pop_final())
+        for out in runner.take_publishable():
+            published.setdefault(out.features.seq, []).append(out)
+    runner.add(al.flush(duration_s))
+    al.set_text_final_until(math.inf)
+    runner.revise(al.retext())
+    runner.finalise(al.pop_final())
+    for out in runner.take_publishable():
+        published.setdefault(out.features.seq, []).append(out)
+
+    seqs = sorted(published)
+    assert seqs == list(range(int(duration_s * 10)))
+    finals = []
+    for seq in seqs:
+        versions = published[seq]
+        assert [v.revision for v in versions] == list(range(len(versions)))
+        assert versions[-1].final and not any(v.final for v in versions[:-1])
+        finals.append(versions[-1])
+    assert any(len(published[s]) > 2 for s in seqs)  # some steps really were revised
+    model = MSRG(CFG).eval()
+    model.load_state_dict(eager.model.state_dict())
+    feats = [f.features for f in finals]
+    with torch.no_grad():
+        whole = model(
+            torch.from_numpy(np.stack([f.text for f in feats]))[None],
+            torch.from_numpy(np.stack([f.audio for f in feats]))[None],
+            torch.from_numpy(np.stack([f.visual for f in feats]))[None],
+            torch.tensor([f.present for f in feats], dtype=torch.float32)[None],
+        )
+    got = np.array([f.intensity for f in finals])
+    assert np.abs(got - whole.intensity[0].numpy()).max() < 1e-5
+    # Re-runs cost the provisional tail only: far fewer than re-running everything each time.
+    assert runner.steps_run < 4 * len(seqs)
