@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -136,10 +136,10 @@ class AsrStats:
     errors: int = 0
 
 
-@dataclass(order=True)
+@dataclass(frozen=True)
 class _Entry:
-    request: AsrRequest = field(compare=False)
-    t_submit_s: float = field(compare=False)
+    request: AsrRequest
+    t_submit_s: float  # monotonic
 
 
 class _Inbox:

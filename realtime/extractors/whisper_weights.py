@@ -51,7 +51,8 @@ def _package_data(dist_name: str) -> Path:
     spec = importlib.util.find_spec(module)  # locates without importing
     if spec is None or not spec.submodule_search_locations:
         raise AsrModelError(
-            f"Whisper base weights not found: package {dist_name} is not installed; {_install_hint()}"
+            f"Whisper base weights not found: package {dist_name} is not installed; "
+            f"{_install_hint()}"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
