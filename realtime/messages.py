@@ -35,6 +35,7 @@ INTENSITY_MIN, INTENSITY_MAX = -3.0, 3.0
 NEUTRAL_BAND = 0.5
 LABELS = ("negative", "neutral", "positive")
 SOURCE_STATES = ("ok", "lost", "off", "ended")  # off: not configured; ended: a file ran out
+MAX_COUNT = 2**53 - 1  # integers stay exact in every JSON reader (JavaScript included)
 MAX_FRAME_BYTES = 1 << 20  # a real message is < 2 KiB; anything near this is garbage or an attack
 
 
@@ -67,8 +68,8 @@ def _integer(name: str, value: Any, lo: int = 0) -> int:
     # JSON Schema counts 3.0 as an integer; accept it so both validators agree.
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise MessageError(f"{name} must be an integer >= {lo}, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= MAX_COUNT:
+        raise MessageError(f"{name} must be an integer in [{lo}, 2^53-1], got {value!r:.40}")
     return value
 
 
@@ -355,7 +356,7 @@ def _typed(name: str, value: Any, kind: type) -> None:
 
 
 def encode(topic: str, msg: Message | dict[str, Any]) -> list[bytes]:
-    """Multipart frames `[topic, UTF-8 JSON]`; a dict is validated first, so nothing invalid leaves."""
+    """Multipart frames `[topic, UTF-8 JSON]`; dicts are validated too: nothing invalid leaves."""
     kind = MESSAGE_TYPES.get(topic)
     if kind is None:
         raise MessageError(f"unknown topic {topic!r}")
@@ -408,7 +409,8 @@ class VersionError(MessageError):
 
 
 def _reject_constant(name: str) -> None:
-    raise MessageError(f"{name} is not valid JSON")  # Python's json accepts NaN/Infinity; JSON does not
+    # Python's json module accepts NaN and Infinity; JSON (and other languages) do not.
+    raise MessageError(f"{name} is not valid JSON")
 
 
 def _count(frames: Any) -> str:

@@ -1,4 +1,4 @@
-"""The wire format: builders, encode/decode, label thresholds, and agreement with the JSON Schema."""
+"""The wire format: builders, encode/decode, label thresholds, agreement with the JSON Schema."""
 
 from __future__ import annotations
 
@@ -193,7 +193,7 @@ def test_utterance_label_follows_final_intensity() -> None:
 def test_security_exposed_flag() -> None:
     assert m.Security("tcp://0.0.0.0:5556", loopback=False, curve=False, insecure=True).exposed
     assert not m.Security("tcp://0.0.0.0:5556", loopback=False, curve=True, insecure=False).exposed
-    assert not m.Security("tcp://127.0.0.1:5556", loopback=True, curve=False, insecure=False).exposed
+    assert not m.Security("tcp://127.0.0.1:1", loopback=True, curve=False, insecure=False).exposed
 
 
 def test_messages_module_imports_stdlib_only() -> None:

@@ -35,7 +35,8 @@ def parse_options(argv: list[str] | None = None) -> DashboardOptions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = parse_options(argv)
     if not display_available():
         logging.getLogger("ui").error(

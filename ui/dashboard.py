@@ -29,7 +29,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from realtime.messages import NEUTRAL_BAND, Message
+from realtime.messages import NEUTRAL_BAND, Message, UtteranceMessage
 from ui.history import WINDOWS_S, History, write_utterances_csv
 from ui.preview import CameraPreview, FrameSlot
 from ui.widgets import (
@@ -72,7 +72,8 @@ class DashboardWindow(QMainWindow):
         self._drawn_status: object = None
         self.setWindowTitle(title)
         self.resize(1280, 860)
-        self.setStyleSheet(f"QMainWindow, QWidget {{ background: {BACKGROUND}; color: {FOREGROUND}; }}"
+        self.setStyleSheet(f"QMainWindow, QWidget {{ background: {BACKGROUND};"
+                           f" color: {FOREGROUND}; }}"
                            f" QTableView {{ background: {PANEL}; gridline-color: {BACKGROUND}; }}"
                            f" QHeaderView::section {{ background: {PANEL}; color: {MUTED};"
                            " border: none; padding: 4px; }"
@@ -158,7 +159,8 @@ class DashboardWindow(QMainWindow):
         side.setContentsMargins(0, 0, 0, 0)
         self.window_select = QComboBox(self._side)
         for w in WINDOWS_S:
-            self.window_select.addItem(f"last {w:.0f} s" if w < 120 else f"last {w / 60:.0f} min", w)
+            text = f"last {w:.0f} s" if w < 120 else f"last {w / 60:.0f} min"
+            self.window_select.addItem(text, w)
         self.window_select.setCurrentIndex(WINDOWS_S.index(self.window_s))
         self.window_select.currentIndexChanged.connect(
             lambda i: self.set_window(self.window_select.itemData(i)))
@@ -279,16 +281,15 @@ class DashboardWindow(QMainWindow):
             self._drawn_status = h.status
             self._show_status()
 
-    def _show_last_utterance(self, u: object) -> None:
+    def _show_last_utterance(self, u: UtteranceMessage | None) -> None:
         if u is None:
             self.last_utterance.setText("No utterance yet")
             return
-        colour = LABEL_COLOURS[u.label]  # type: ignore[attr-defined]
         self.last_utterance.setText(
             f"<div style='color:{MUTED}'>Last utterance</div>"
-            f"<div style='font-size:13pt; margin:4px 0'>“{escape(u.transcript)}”</div>"  # type: ignore[attr-defined]
-            f"<div style='color:{colour}; font-size:15pt; font-weight:bold'>{u.label} "  # type: ignore[attr-defined]
-            f"{signed(u.final_intensity)}</div>")  # type: ignore[attr-defined]
+            f"<div style='font-size:13pt; margin:4px 0'>“{escape(u.transcript)}”</div>"
+            f"<div style='color:{LABEL_COLOURS[u.label]}; font-size:15pt; font-weight:bold'>"
+            f"{u.label} {signed(u.final_intensity)}</div>")
 
     def _draw_spans(self, since_t: float) -> None:
         utts = self.history.utterances(since_t=since_t)
@@ -311,7 +312,8 @@ class DashboardWindow(QMainWindow):
         lab["fps"].setText(f"{s.fps:.1f} fps · {s.step_rate_hz:g} steps/s")
         lab["drops"].setText(f"dropped {s.dropped_frames} fr · {s.dropped_audio_blocks} aud"
                              f" · errors {s.errors}")
-        lab["latency"].setText(f"p50 {_ms(s.latency_p50_ms)} · p95 {_ms(s.latency_p95_ms)}")
+        lab["latency"].setText(
+            f"latency p50 {_ms(s.latency_p50_ms)} · p95 {_ms(s.latency_p95_ms)}")
         lab["latency"].setToolTip("step latency, capture to emission")
         sanitised = s.sanitised.text + s.sanitised.audio + s.sanitised.visual
         lab["sources"].setText(f"cam {s.sources.camera} · mic {s.sources.microphone}"

@@ -18,7 +18,7 @@ import zmq
 from PyQt6.QtCore import QObject, QSocketNotifier, QTimer, pyqtSignal
 from zmq.utils.monitor import parse_monitor_message
 
-from realtime.messages import TOPICS, MessageError, VersionError, decode_message
+from realtime.messages import TOPICS, Message, MessageError, VersionError, decode_message
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class Subscriber(QObject):
                 log.warning("receive failed: %s", exc)
                 break
             n += 1
-            msg = self._decode(frames)
+            msg = self.decode(frames)
             if msg is not None:
                 good.append(msg)
         else:
@@ -131,7 +131,8 @@ class Subscriber(QObject):
             self.rejected.emit(self.malformed, self.wrong_version)
         return n
 
-    def _decode(self, frames: list[bytes]) -> object | None:
+    def decode(self, frames: list[bytes]) -> Message | None:
+        """Decode one message, or count it as malformed / wrong version and return None."""
         try:
             return decode_message(frames)
         except VersionError as exc:
