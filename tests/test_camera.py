@@ -116,3 +116,11 @@ def test_list_cameras() -> None:
     assert isinstance(list_cameras(max_index=2), list)  # none on CI machines; must not raise
     lines = list_cameras(max_index=2, capture_factory=lambda index: FakeCapture(period_s=0.0))
     assert lines == ["camera 0: 4x4", "camera 1: 4x4"]
+
+
+def test_describe_devices_lists_cameras_and_microphones() -> None:
+    from realtime.sources.devices import describe_devices
+
+    text = describe_devices(max_camera_index=2)
+    assert text.startswith("cameras")
+    assert "\nmicrophones:\n" in text
