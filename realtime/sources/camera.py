@@ -153,7 +153,9 @@ class CameraSource(Source):
 
     @property
     def finished(self) -> bool:
-        return self._capture_ended.is_set() and len(self._queue) == 0
+        """True once stopped (or the camera died) and every queued frame has been read."""
+        ended = self._stop.is_set() or self._capture_ended.is_set()
+        return ended and len(self._queue) == 0
 
     def stop(self) -> None:
         self._stop.set()
