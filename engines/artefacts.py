@@ -91,7 +91,9 @@ def check(folder: Path, spec: ArtefactSpec) -> None:
     for name, want in spec.key.items():
         have = built_for.get(name)
         if have != want:
-            raise _Problem("stale", f"{name} is {_short(want)}, artefacts were built for {_short(have)}")
+            raise _Problem(
+                "stale", f"{name} is {_short(want)}, artefacts were built for {_short(have)}"
+            )
     recorded = manifest.get("files", {})
     for name in spec.files:
         path = folder / name

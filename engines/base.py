@@ -37,6 +37,17 @@ UTTERANCE_INPUT_NAMES = ("text", "audio", "visual", "mask", "valid", "intensity"
 UTTERANCE_OUTPUT_NAMES = ("utterance_intensity", "timestep_intensity", "final_intensity", "gate")
 
 
+def state_shapes(config: MSRGConfig, batch_size: int) -> tuple[tuple[int, ...], ...]:
+    """Shapes of the nine state tensors, in STATE_NAMES order, as MSRG.initial_state lays them."""
+    d, w, layers = config.d_model, config.window, config.fe_layers
+    return (
+        *((batch_size, layers, d) for _ in range(3)),  # FE GRU hidden states
+        *((batch_size, w, d) for _ in range(4)),  # FE and AMLP windows
+        (batch_size, 2 * d),  # TLF GRU
+        (batch_size, d),  # RGN
+    )
+
+
 class EngineError(RuntimeError):
     """Base of the errors raised by engines; messages are one actionable line."""
 
@@ -187,9 +198,7 @@ class Engine(ABC):
             "utterance of %d steps is longer than max_utterance_steps=%d: using the last %d "
             "(%d truncated so far)", inputs.n_steps, limit, limit, self.truncated_utterances,
         )  # fmt: skip
-        return UtteranceInputs(
-            **{n: getattr(inputs, n)[:, -limit:] for n in UTTERANCE_INPUT_NAMES}
-        )
+        return UtteranceInputs(**{n: getattr(inputs, n)[:, -limit:] for n in UTTERANCE_INPUT_NAMES})
 
     def describe(self) -> str:
         return f"{self.name} ({self.selection_note})"

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,14 @@ from engines.artefacts import ArtefactSpec, artefact_root, ensure
 from engines.base import (
     STATE_NAMES,
     UTTERANCE_INPUT_NAMES,
+    UTTERANCE_OUTPUT_NAMES,
     Engine,
     StepInputs,
     StepResult,
     UtteranceInputs,
     UtteranceResult,
     pad_utterance,
+    state_shapes,
 )
 
 log = logging.getLogger(__name__)
@@ -43,7 +47,11 @@ def _versions() -> dict[str, str]:
     import onnxscript
     import torch
 
-    return {"torch": torch.__version__, "onnx": onnx.__version__, "onnxscript": onnxscript.__version__}
+    return {
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxscript": onnxscript.__version__,
+    }
 
 
 def artefact_spec(checkpoint_digest: str, config_dict: dict[str, Any]) -> ArtefactSpec:
@@ -60,6 +68,20 @@ def artefact_spec(checkpoint_digest: str, config_dict: dict[str, Any]) -> Artefa
     )
 
 
+@contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """The exporter's passes log every deduplicated initializer at INFO; keep those out."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
     """Write step.onnx and utterance.onnx for `model` (an MSRG in eval mode) into `folder`."""
     import torch
@@ -73,7 +95,6 @@ def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
         step_example,
         utterance_example,
     )
-    from engines.base import UTTERANCE_OUTPUT_NAMES
 
     model = model.to("cpu").eval()
     # Trace at B=2: torch.export specialises a dimension of size 1, which would pin the batch.
@@ -86,7 +107,7 @@ def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
     ]  # fmt: skip
     record: dict[str, Any] = {}
     for file, graph, example, in_names, out_names in jobs:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), _quiet("onnx_ir", "onnxscript"):
             warnings.simplefilter("ignore")  # exporter chatter (torchvision ops, treespec)
             torch.onnx.export(
                 graph, example, str(folder / file),
@@ -125,13 +146,9 @@ class OnnxEngine(Engine):
         self._utt_outputs = [o.name for o in self._utt_sess.get_outputs()]
         # Input names bound once; the step builds its feed with one dict comprehension.
         self._state_names = STATE_NAMES
-        shape = {i.name: i.shape for i in self._step_sess.get_inputs()}
-        self._state_shapes = {n: tuple(shape[n][1:]) for n in STATE_NAMES}
 
     def _initial(self, batch_size: int) -> tuple[np.ndarray, ...]:
-        return tuple(
-            np.zeros((batch_size, *self._state_shapes[n]), np.float32) for n in STATE_NAMES
-        )
+        return tuple(np.zeros(s, np.float32) for s in state_shapes(self.config, batch_size))
 
     def _step(
         self, tensors: tuple[np.ndarray, ...], inputs: StepInputs
