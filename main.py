@@ -1,0 +1,198 @@
+"""affect-monitor: live multimodal sentiment from a webcam and microphone (or a file), published
+over ZeroMQ and shown in a dashboard.
+
+    python main.py --camera 0            # webcam + default microphone, dashboard
+    python main.py --demo                # the built-in clip, paced at real time
+    python main.py --video talk.mp4 --headless --record out/
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from realtime.pipeline import PipelineOptions
+from realtime.publisher import DEFAULT_ENDPOINT, PublisherOptions
+from realtime.session import DEFAULT_CHECKPOINT, InputOptions, SessionOptions
+
+log = logging.getLogger("affect-monitor")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python main.py", description=__doc__.splitlines()[0])
+    src = p.add_argument_group("input (choose one)")
+    src.add_argument(
+        "--camera", type=int, metavar="INDEX", help="webcam index (with the default microphone)"
+    )
+    src.add_argument(
+        "--mic", metavar="DEVICE", help="microphone name or index (see --list-devices)"
+    )
+    src.add_argument(
+        "--video",
+        type=Path,
+        metavar="PATH",
+        help="any media file: video+audio, video or audio alone",
+    )
+    src.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace --video at real time (default: as fast as possible)",
+    )
+    src.add_argument(
+        "--demo", action="store_true", help="the built-in demo clip, paced at real time"
+    )
+    src.add_argument(
+        "--no-mic", action="store_true", help="with --camera: do not open a microphone"
+    )
+    src.add_argument(
+        "--list-devices", action="store_true", help="print cameras and microphones, then exit"
+    )
+    out = p.add_argument_group("output")
+    out.add_argument(
+        "--headless", action="store_true", help="no dashboard: print a status line per second"
+    )
+    out.add_argument(
+        "--publish",
+        default=DEFAULT_ENDPOINT,
+        metavar="ENDPOINT",
+        help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT})",
+    )
+    out.add_argument(
+        "--curve-keys",
+        type=Path,
+        metavar="DIR",
+        help="CurveZMQ keys (python -m realtime.keys DIR); required beyond loopback",
+    )
+    out.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow publishing beyond loopback without encryption",
+    )
+    out.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="write messages.jsonl, steps.csv, utterances.csv here",
+    )
+    model = p.add_argument_group("model")
+    model.add_argument("--engine", default="auto", choices=["auto", "onnx", "tensorrt", "eager"])
+    model.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH")
+    run = p.add_argument_group("timing")
+    run.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this much stream time"
+    )
+    run.add_argument(
+        "--pause-ms",
+        type=float,
+        default=600.0,
+        help="silence that closes an utterance (default 600)",
+    )
+    run.add_argument(
+        "--step-hz", type=float, default=10.0, help="model time steps per second (default 10)"
+    )
+    run.add_argument(
+        "--partial-asr-s",
+        type=float,
+        default=0.0,
+        help="transcribe growing speech every S s (0: at pauses only)",
+    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def options_from(args: argparse.Namespace) -> SessionOptions:
+    """Validate once; a ValueError here is a usage error with a one-line message."""
+    inputs = InputOptions(camera=args.camera, mic=args.mic, video=args.video, demo=args.demo,
+                          realtime=args.realtime, use_mic=not args.no_mic)  # fmt: skip
+    pipeline = PipelineOptions(step_hz=args.step_hz, pause_ms=args.pause_ms, duration_s=args.duration,
+                               partial_asr_s=args.partial_asr_s)  # fmt: skip
+    if args.partial_asr_s < 0:
+        raise ValueError(f"--partial-asr-s must be >= 0, got {args.partial_asr_s}")
+    publish = PublisherOptions(
+        endpoint=args.publish, curve_keys=args.curve_keys, insecure=args.insecure
+    )
+    return SessionOptions(inputs=inputs, engine=args.engine, checkpoint=args.checkpoint,
+                          publish=publish, record_dir=args.record, pipeline=pipeline)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.list_devices:
+        from realtime.sources.devices import describe_devices
+
+        print(describe_devices())
+        return 0
+    try:
+        options = options_from(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from realtime.session import Session, SessionError, console_line
+
+    try:
+        session = Session(options)
+        session.start()
+    except SessionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    dashboard = None if args.headless else _dashboard_runner(session, stop)
+    try:
+        if dashboard is not None:
+            dashboard()
+        else:
+            while not stop.is_set() and not session.pipeline.wait(1.0):
+                print(console_line(session.pipeline), flush=True)
+            print(console_line(session.pipeline), flush=True)
+    finally:
+        session.stop()
+    s = session.pipeline.stats
+    log.info("session %s ended: %d steps, %d utterances, %d errors", options.pipeline.session,
+             s.steps_published, s.utterances_published, s.errors)  # fmt: skip
+    return 0
+
+
+def _dashboard_runner(session, stop: threading.Event):
+    """The dashboard in this process, or None (with one line saying why) when it cannot open."""
+    try:
+        from ui.options import DashboardOptions
+
+        from ui import display_available, run_dashboard
+    except ImportError as exc:
+        log.warning("dashboard unavailable (%s): running headless", exc)
+        return None
+    if not display_available():
+        log.warning(
+            "no display found: running headless (the dashboard needs a screen; try python -m ui on one)"
+        )
+        return None
+
+    def run() -> None:
+        # Close the window when the session ends or a signal arrives.
+        options = DashboardOptions(connect=session.endpoint)
+        run_dashboard(
+            options, should_quit=lambda: stop.is_set() or session.pipeline.finished.is_set()
+        )
+        time.sleep(0)
+
+    return run
+
+
+if __name__ == "__main__":
+    sys.exit(main())

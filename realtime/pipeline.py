@@ -1,0 +1,488 @@
+"""The live pipeline: the only module that owns threads and the stop Event.
+
+    sources --pump--> video queue --video worker (face)------------------\
+                  \\-> audio queue --audio worker (voice, VAD, segments)--> core queue --> core
+                                          \\--> ASR worker (Whisper + word embeddings) --/
+    core: aligner -> step runner (engine) -> utterances -> publisher / recorder
+
+Each thread runs one loop, hands off through a bounded queue and is joined with a timeout on
+stop. Live sources drop the oldest item when a consumer falls behind (counted); replay sources
+wait instead, so replay is deterministic. Only the core thread touches the model state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engines.base import Engine
+from realtime import messages
+from realtime.aligner import Aligner, AlignerOptions
+from realtime.clock import StreamClock
+from realtime.extractors.asr import AsrRequest, AsrResult, AsrWorker, SpeechRecognizer
+from realtime.extractors.face import FaceExtractor
+from realtime.extractors.vad import (
+    SegmentEnd,
+    SegmenterOptions,
+    SegmentStart,
+    SileroVad,
+    SpeechSegmenter,
+)
+from realtime.extractors.voice import VoiceExtractor
+from realtime.extractors.words import WordEncoder
+from realtime.publisher import Publisher
+from realtime.queues import DropOldestQueue
+from realtime.recorder import Recorder
+from realtime.sources.base import Source
+from realtime.status import SessionStats
+from realtime.stepper import StepOutcome, StepRunner
+from realtime.types import SAMPLE_RATE_HZ, AudioBlock, VideoFrame
+from realtime.utterances import PendingUtterance, UtteranceTracker
+
+log = logging.getLogger(__name__)
+
+_EOS = object()  # end of a source's stream, sent through every queue after the last record
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    step_hz: float = 10.0
+    pause_ms: float = 600.0
+    duration_s: float | None = None  # stop after this much stream time
+    late_after_s: float = 0.5  # a modality this late no longer holds a step back (live only)
+    partial_asr_s: float = 0.0  # transcribe a growing segment every so often (0: finals only)
+    asr_wait_s: float = 60.0  # at the end of a stream, wait this long for pending transcripts
+    status_period_s: float = 1.0
+    audio_history_s: float = 40.0  # audio kept for cutting speech segments (> max segment)
+    session: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.step_hz) and 0 < self.step_hz <= 100):
+            raise ValueError(f"--step-hz must be in (0, 100], got {self.step_hz}")
+        if not (math.isfinite(self.pause_ms) and self.pause_ms > 0):
+            raise ValueError(f"--pause-ms must be > 0, got {self.pause_ms}")
+        if self.duration_s is not None and not (self.duration_s > 0):
+            raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
+
+
+@dataclass
+class Extractors:
+    """The models a session uses; built once (loading takes seconds) and reusable."""
+
+    face: FaceExtractor
+    recognizer: SpeechRecognizer
+    words: WordEncoder
+
+    @classmethod
+    def load(cls) -> Extractors:
+        return cls(FaceExtractor(), SpeechRecognizer(), WordEncoder())
+
+
+class _AudioRing:
+    """The last `seconds` of audio, to cut speech segments from."""
+
+    def __init__(self, seconds: float) -> None:
+        self._blocks: list[AudioBlock] = []
+        self._limit_s = seconds
+
+    def push(self, block: AudioBlock) -> None:
+        self._blocks.append(block)
+        while self._blocks and block.t_end_s - self._blocks[0].t_end_s > self._limit_s:
+            self._blocks.pop(0)
+
+    def cut(self, t_start_s: float, t_end_s: float) -> tuple[float, np.ndarray]:
+        parts = [b for b in self._blocks if b.t_end_s > t_start_s and b.t_start_s < t_end_s]
+        if not parts:
+            return t_start_s, np.zeros(0, np.float32)
+        t0 = parts[0].t_start_s
+        samples = np.concatenate([b.samples for b in parts])
+        lo = max(0, int(round((t_start_s - t0) * SAMPLE_RATE_HZ)))
+        hi = max(lo, int(round((t_end_s - t0) * SAMPLE_RATE_HZ)))
+        return t0 + lo / SAMPLE_RATE_HZ, samples[lo:hi]
+
+
+class Pipeline:
+    def __init__(
+        self, options: PipelineOptions, sources: list[Source], engine: Engine,
+        extractors: Extractors, publisher: Publisher | None = None,
+        recorder: Recorder | None = None, clock: StreamClock | None = None, live: bool = True,
+        on_message: Callable[[messages.Message], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.options = options
+        self.sources = sources
+        self.engine = engine
+        self.extractors = extractors
+        self.publisher = publisher
+        self.recorder = recorder
+        self.clock = clock or StreamClock()
+        self.live = live
+        self.on_message = on_message
+        self.stats = SessionStats()
+        self.stop_event = threading.Event()
+        self.has_video = any(s.has_video for s in sources)
+        self.has_audio = any(s.has_audio for s in sources)
+        self._video_q = self._queue(8)
+        self._audio_q = self._queue(64)
+        self._core_q: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._asr = AsrWorker(extractors.recognizer, on_result=self._on_asr)
+        self._utterance_seq = 0
+        self._status_seq = 0
+        self._eos_pending = {"video": self.has_video, "audio": self.has_audio}
+        self.finished = threading.Event()
+
+    # ------------------------------------------------------------------ queues and threads
+    def _queue(self, size: int):
+        return DropOldestQueue(size) if self.live else queue.Queue(size)
+
+    def _put(self, q, item) -> None:
+        """Live: never blocks (drops oldest). Replay: waits, but gives up when stopping."""
+        if isinstance(q, DropOldestQueue):
+            q.put(item)
+            return
+        while not self.stop_event.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q, timeout_s: float = 0.1):
+        if isinstance(q, DropOldestQueue):
+            return q.get(timeout_s)
+        try:
+            return q.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except Exception as exc:  # a dying worker is reported, and the session ends cleanly
+                log.exception("%s failed", name)
+                self.stats.error(f"{name}: {exc}")
+                self.stop_event.set()
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def start(self) -> None:
+        for source in self.sources:
+            source.start()
+        self._asr.start()
+        for i, source in enumerate(self.sources):
+            self._spawn(f"pump-{i}-{source.name}", lambda s=source: self._pump(s))
+        if self.has_video:
+            self._spawn("video-worker", self._video_worker)
+        if self.has_audio:
+            self._spawn("audio-worker", self._audio_worker)
+        self._spawn("core", self._core)
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop every thread, join each with a timeout, release devices, close outputs."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout_s
+        for source in self.sources:
+            source.stop()
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._asr.stop(max(0.1, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            log.warning("threads still running after %.1f s: %s", timeout_s, ", ".join(alive))
+        if self.recorder is not None:
+            self.recorder.close()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """True once the session has ended (end of input, --duration, or stop)."""
+        return self.finished.wait(timeout_s)
+
+    # ------------------------------------------------------------------ pumps and workers
+    def _pump(self, source: Source) -> None:
+        ended_streams = set()
+        limit = self.options.duration_s
+        while not self.stop_event.is_set():
+            record = source.read(0.1)
+            if record is None:
+                if source.finished:
+                    break
+                continue
+            t_s = record.t_s if isinstance(record, VideoFrame) else record.t_start_s
+            if limit is not None and t_s >= limit:
+                break
+            avail_s = min(t_s, self.clock.now())  # live: capture time; fast replay: read time
+            if isinstance(record, VideoFrame):
+                self._put(self._video_q, (record, avail_s))
+            else:
+                self._put(self._audio_q, (record, avail_s))
+        for kind, q in (("video", self._video_q), ("audio", self._audio_q)):
+            has = source.has_video if kind == "video" else source.has_audio
+            if has and kind not in ended_streams:
+                self._put(q, _EOS)
+
+    def _video_worker(self) -> None:
+        face = self.extractors.face
+        while not self.stop_event.is_set():
+            item = self._get(self._video_q)
+            if item is None:
+                continue
+            if item is _EOS:
+                self._core_q.put(("eos", "video"))
+                return
+            frame, avail_s = item
+            self._core_q.put(("face", face.process(frame), avail_s))
+            self.stats.frame_done()
+
+    def _audio_worker(self) -> None:
+        voice, vad = VoiceExtractor(), SileroVad()
+        segmenter = SpeechSegmenter(SegmenterOptions(pause_ms=self.options.pause_ms))
+        ring = _AudioRing(self.options.audio_history_s)
+        last_partial_s = -math.inf
+        open_start: float | None = None
+        t_end_s = 0.0
+        while not self.stop_event.is_set():
+            item = self._get(self._audio_q)
+            if item is None:
+                continue
+            if item is _EOS:
+                self._core_q.put(("voice", voice.flush(), self.clock.now()))
+                for event in segmenter.flush():
+                    self._segment_event(event, ring)
+                self._core_q.put(("eos", "audio", t_end_s))
+                return
+            block, avail_s = item
+            ring.push(block)
+            t_end_s = block.t_end_s
+            self._core_q.put(("voice", voice.push(block), avail_s))
+            probs = vad.push(block)
+            self._core_q.put(("speech", probs))
+            for p in probs:
+                for event in segmenter.push(p):
+                    self._segment_event(event, ring)
+                    if isinstance(event, SegmentStart):
+                        open_start, last_partial_s = event.t_start_s, event.t_start_s
+                    elif isinstance(event, SegmentEnd):
+                        open_start = None
+            every = self.options.partial_asr_s
+            if open_start is not None and every > 0 and block.t_end_s - last_partial_s >= every:
+                last_partial_s = block.t_end_s
+                segment_id = segmenter._open.segment_id if segmenter._open else -1  # noqa: SLF001
+                t0, samples = ring.cut(open_start, block.t_end_s)
+                self._asr.submit(AsrRequest(segment_id, t0, samples, final=False))
+
+    def _segment_event(self, event, ring: _AudioRing) -> None:
+        if isinstance(event, SegmentStart):
+            self._core_q.put(("open", event))
+            return
+        t0, samples = ring.cut(event.t_start_s, event.t_end_s)
+        self._core_q.put(("close", event, time.monotonic()))
+        self._asr.submit(AsrRequest(event.segment_id, t0, samples, final=True))
+
+    def _on_asr(self, result: AsrResult) -> None:
+        """On the ASR thread: embed the words here, off the core thread."""
+        try:
+            embedded = self.extractors.words.embed_words(list(result.words))
+        except Exception as exc:
+            self.stats.error(f"word embedding: {exc}")
+            embedded = []
+        self._core_q.put(("words", result, embedded))
+
+    # ------------------------------------------------------------------ the core
+    def _core(self) -> None:
+        hop_s = 1.0 / self.options.step_hz
+        aligner = Aligner(
+            AlignerOptions(
+                step_hz=self.options.step_hz,
+                expect_video=self.has_video,
+                expect_audio=self.has_audio,
+            )
+        )
+        runner = StepRunner(self.engine)
+        tracker = UtteranceTracker()
+        end_s = 0.0
+        ended: set[str] = set()
+        last_seen = {"video": time.monotonic(), "audio": time.monotonic()}
+        next_status = time.monotonic()
+        eos_at: float | None = None
+
+        def handle(item: tuple) -> None:
+            nonlocal end_s
+            kind = item[0]
+            if kind == "face":
+                aligner.push_face(item[1], item[2])
+                last_seen["video"] = time.monotonic()
+                end_s = max(end_s, item[1].t_s)
+            elif kind == "voice":
+                aligner.push_voice(item[1], item[2])
+                last_seen["audio"] = time.monotonic()
+            elif kind == "speech":
+                aligner.push_speech(item[1])
+                if item[1]:
+                    tracker.vad_until(item[1][-1].t_end_s)
+            elif kind == "open":
+                tracker.opened(item[1].segment_id, item[1].t_start_s)
+            elif kind == "close":
+                ev: SegmentEnd = item[1]
+                tracker.closed(ev.segment_id, ev.t_start_s, ev.t_end_s, item[2], ev.forced)
+            elif kind == "words":
+                result: AsrResult = item[1]
+                aligner.set_words(result.t_start_s, result.t_end_s, item[2])
+                if result.final:
+                    tracker.transcribed(result.segment_id, result.words)
+            elif kind == "eos":
+                ended.add(item[1])
+                if item[1] == "audio":
+                    end_s = max(end_s, item[2])
+                    tracker.vad_until(item[2])
+
+        while not self.stop_event.is_set():
+            try:
+                item = self._core_q.get(timeout=0.02)
+            except queue.Empty:
+                item = None
+            while item is not None:
+                handle(item)
+                try:
+                    item = self._core_q.get_nowait()
+                except queue.Empty:
+                    item = None
+            all_ended = ended >= {k for k, v in self._eos_pending.items() if v}
+            now_s = self.clock.now()
+            if all_ended:
+                if eos_at is None:
+                    eos_at = time.monotonic()
+                    runner.add(aligner.flush(end_s))
+                if tracker.awaiting_asr and time.monotonic() - eos_at > self.options.asr_wait_s:
+                    self.stats.error(
+                        f"speech recognition did not finish {tracker.awaiting_asr} segment(s) in time"
+                    )
+                    for u in list(tracker._open.values()):  # noqa: SLF001
+                        tracker.transcribed(u.segment_id, ())
+                if not tracker.awaiting_asr:
+                    tracker.close_all()
+            else:
+                runner.add(
+                    aligner.pop_ready(now_s if self.live else None, self.options.late_after_s)
+                )
+            runner.revise(aligner.retext())
+            aligner.set_text_final_until(
+                math.inf if all_ended and not tracker.awaiting_asr else tracker.text_final_until()
+            )
+            runner.finalise(aligner.pop_final())
+            for outcome in runner.take_publishable():
+                self._publish_step(outcome)
+            for utt in tracker.pop_due(aligner.next_seq * hop_s):
+                self._publish_utterance(utt, runner)
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + self.options.status_period_s
+                self._publish_status(aligner, ended, last_seen)
+            if all_ended and not tracker.pending and runner.provisional == 0:
+                self._publish_status(aligner, ended, last_seen)
+                break
+        self.finished.set()
+
+    # ------------------------------------------------------------------ publishing
+    def _emit(self, msg: messages.Message) -> None:
+        if self.publisher is not None:
+            self.publisher.send(msg)
+        if self.recorder is not None:
+            try:
+                self.recorder.write(msg)
+            except OSError as exc:  # a full disk must not stop the live stream
+                self.stats.error(f"recording: {exc}")
+        if self.on_message is not None:
+            self.on_message(msg)
+
+    def _publish_step(self, o: StepOutcome) -> None:
+        f = o.features
+        latency_ms = max(0.0, (self.clock.now() - f.t_newest_capture_s) * 1000.0)
+        w = [min(1.0, max(0.0, x)) for x in o.modality_weights]
+        msg = messages.StepMessage(
+            session=self.options.session, seq=f.seq, t_emit=time.time(),
+            t_start=f.t_start_s, t_end=f.t_end_s,
+            intensity=min(messages.INTENSITY_MAX, max(messages.INTENSITY_MIN, o.intensity)),
+            modality_weights=messages.ModalityWeights(*w),
+            present=messages.Presence(*(bool(p) for p in f.present)),
+            revision=o.revision, final=o.final, latency_ms=latency_ms,
+        )  # fmt: skip
+        if o.revision == 0:
+            with self.stats.lock:
+                self.stats.latencies_ms.append(latency_ms)
+        with self.stats.lock:
+            self.stats.steps_published += 1
+        self._emit(msg)
+
+    def _publish_utterance(self, u: PendingUtterance, runner: StepRunner) -> None:
+        assert u.t_end_s is not None
+        steps = runner.steps_between(u.t_start_s, u.t_end_s)
+        result = runner.utterance(steps)
+        clip = lambda x: min(messages.INTENSITY_MAX, max(messages.INTENSITY_MIN, float(x)))
+        latency_ms = max(
+            0.0, (time.monotonic() - (u.closed_monotonic_s or time.monotonic())) * 1000.0
+        )
+        msg = messages.UtteranceMessage(
+            session=self.options.session, seq=self._utterance_seq, t_emit=time.time(),
+            utterance_id=u.segment_id, t_start=max(0.0, u.t_start_s), t_end=max(u.t_start_s, u.t_end_s, 0.0),
+            transcript=u.transcript,
+            utterance_intensity=clip(result.utterance_intensity[0]),
+            timestep_intensity=clip(result.timestep_intensity[0]),
+            final_intensity=clip(result.final_intensity[0]),
+            latency_ms=latency_ms,
+        )  # fmt: skip
+        self._utterance_seq += 1
+        with self.stats.lock:
+            self.stats.utterances_published += 1
+            self.stats.utterance_latencies_ms.append(latency_ms)
+        self._emit(msg)
+
+    def _source_state(self, kind: str, present: bool, ended: set[str], last_seen: dict) -> str:
+        if not present:
+            return "off"
+        if kind in ended:
+            return "ended"
+        if self.live and time.monotonic() - last_seen[kind] > 2.0:
+            return "lost"
+        return "ok"
+
+    def _publish_status(self, aligner: Aligner, ended: set[str], last_seen: dict) -> None:
+        stats = self.stats
+        dropped_frames = sum(s.stats().frames_dropped for s in self.sources)
+        dropped_audio = sum(s.stats().audio_dropped for s in self.sources)
+        for q, name in ((self._video_q, "frames"), (self._audio_q, "audio")):
+            if isinstance(q, DropOldestQueue):
+                if name == "frames":
+                    dropped_frames += q.dropped
+                else:
+                    dropped_audio += q.dropped
+        p50, p95 = stats.latency_percentiles()
+        security = (
+            self.publisher.security() if self.publisher is not None
+            else messages.Security(endpoint="none://", loopback=True, curve=False, insecure=False)
+        )  # fmt: skip
+        msg = messages.StatusMessage(
+            session=self.options.session, seq=self._status_seq, t_emit=time.time(),
+            t_stream=max(0.0, self.clock.now()), engine=self.engine.name,
+            engine_note=getattr(self.engine, "selection_note", None),
+            fps=stats.rate("frames", stats.frames_processed),
+            step_rate_hz=stats.rate("steps", aligner.next_seq),
+            dropped_frames=dropped_frames, dropped_audio_blocks=dropped_audio,
+            latency_p50_ms=p50, latency_p95_ms=p95, errors=stats.errors, last_error=stats.last_error,
+            sources=messages.SourceStates(
+                camera=self._source_state("video", self.has_video, ended, last_seen),
+                microphone=self._source_state("audio", self.has_audio, ended, last_seen),
+            ),
+            sanitised=messages.SanitisedCounts(**aligner.sanitised),
+            security=security,
+        )  # fmt: skip
+        self._status_seq += 1
+        self._emit(msg)

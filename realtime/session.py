@@ -1,0 +1,141 @@
+"""One monitoring session: builds sources, models, engine, publisher and recorder from options,
+runs the pipeline, and turns every known failure into a one-line SessionError."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from realtime.clock import StreamClock
+from realtime.pipeline import Extractors, Pipeline, PipelineOptions
+from realtime.publisher import Publisher, PublisherError, PublisherOptions
+from realtime.recorder import Recorder, RecorderError
+from realtime.sources.base import Source, SourceError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "msrg" / "weights" / "msrg-live.pt"
+
+
+class SessionError(RuntimeError):
+    """A problem the user can fix (device, file, model, endpoint); one line, no traceback."""
+
+
+@dataclass(frozen=True)
+class InputOptions:
+    camera: int | None = None
+    mic: str | None = None  # sounddevice name or index; None with --camera: the default input
+    video: Path | None = None
+    demo: bool = False
+    realtime: bool = False  # pace file replay at real time (the demo always is)
+    use_mic: bool = True  # with --camera, also open the microphone
+
+    def __post_init__(self) -> None:
+        chosen = (
+            sum(x is not None and x is not False for x in (self.camera, self.video)) + self.demo
+        )
+        if chosen > 1:
+            raise ValueError("choose one input: --camera, --video or --demo")
+        if chosen == 0 and self.mic is None:
+            raise ValueError("no input: pass --camera INDEX, --mic DEVICE, --video PATH or --demo")
+
+    @property
+    def live(self) -> bool:
+        return self.video is None and not self.demo
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    inputs: InputOptions
+    engine: str = "auto"
+    checkpoint: Path = DEFAULT_CHECKPOINT
+    publish: PublisherOptions = field(default_factory=PublisherOptions)
+    record_dir: Path | None = None
+    pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+
+
+def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
+    from realtime.sources.media_file import MediaFileOptions, MediaFileSource
+
+    if inputs.demo:
+        from realtime.sources.demo import demo_source
+
+        return [demo_source(realtime=True, clock=clock)]
+    if inputs.video is not None:
+        return [MediaFileSource(MediaFileOptions(inputs.video, realtime=inputs.realtime), clock)]
+    sources: list[Source] = []
+    if inputs.camera is not None:
+        from realtime.sources.camera import CameraOptions, CameraSource
+
+        sources.append(CameraSource(CameraOptions(index=inputs.camera), clock))
+    if inputs.mic is not None or (inputs.camera is not None and inputs.use_mic):
+        from realtime.sources.microphone import MicrophoneOptions, MicrophoneSource
+
+        device = int(inputs.mic) if inputs.mic is not None and inputs.mic.isdigit() else inputs.mic
+        sources.append(MicrophoneSource(MicrophoneOptions(device=device), clock))
+    return sources
+
+
+class Session:
+    def __init__(self, options: SessionOptions, extractors: Extractors | None = None) -> None:
+        from engines import load_engine
+        from engines.base import EngineError
+        from msrg.checkpoint import CheckpointError
+
+        self.options = options
+        self.clock = StreamClock()
+        try:
+            self.engine = load_engine(options.engine, options.checkpoint)
+        except (CheckpointError, EngineError) as exc:
+            raise SessionError(str(exc)) from None
+        log.info("engine: %s (%s)", self.engine.name, self.engine.selection_note)
+        self.sources = _sources(options.inputs, self.clock)
+        self.publisher = None
+        self.recorder = None
+        try:
+            self.publisher = Publisher(options.publish)
+            if options.record_dir is not None:
+                self.recorder = Recorder(options.record_dir)
+        except (PublisherError, RecorderError) as exc:
+            self.close_outputs()
+            raise SessionError(str(exc)) from None
+        self.extractors = extractors or Extractors.load()
+        self.pipeline = Pipeline(
+            options.pipeline, self.sources, self.engine, self.extractors,
+            publisher=self.publisher, recorder=self.recorder, clock=self.clock,
+            live=options.inputs.live,
+        )  # fmt: skip
+
+    @property
+    def endpoint(self) -> str:
+        assert self.publisher is not None
+        return self.publisher.endpoint
+
+    def start(self) -> None:
+        try:
+            self.pipeline.start()
+        except SourceError as exc:
+            self.stop()
+            raise SessionError(str(exc)) from None
+
+    def stop(self) -> None:
+        self.pipeline.stop()
+        self.close_outputs()
+
+    def close_outputs(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.publisher is not None:
+            self.publisher.close()
+
+
+def console_line(pipeline: Pipeline) -> str:
+    """The compact once-a-second line printed when no dashboard is shown."""
+    s = pipeline.stats
+    p50, p95 = s.latency_percentiles()
+    lat = f"{p50:.0f}/{p95:.0f} ms" if p50 is not None else "-"
+    return (
+        f"t={pipeline.clock.now():6.1f}s steps={s.steps_published} utterances={s.utterances_published} "
+        f"frames={s.frames_processed} latency p50/p95={lat} errors={s.errors}"
+    )
