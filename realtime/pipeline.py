@@ -21,30 +21,24 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from engines.base import Engine
 from realtime import messages
 from realtime.aligner import Aligner, AlignerOptions
+from realtime.audio_frontend import AudioFrontEnd
 from realtime.clock import StreamClock
-from realtime.extractors.asr import AsrRequest, AsrResult, AsrWorker, SpeechRecognizer
-from realtime.extractors.face import FaceExtractor
+from realtime.extractors import Extractors
+from realtime.extractors.asr import AsrRequest, AsrResult, AsrWorker
 from realtime.extractors.vad import (
     SegmentEnd,
-    SegmenterOptions,
     SegmentStart,
-    SileroVad,
-    SpeechSegmenter,
 )
-from realtime.extractors.voice import VoiceExtractor
-from realtime.extractors.words import WordEncoder
 from realtime.publisher import Publisher
 from realtime.queues import DropOldestQueue
 from realtime.recorder import Recorder
 from realtime.sources.base import Source
 from realtime.status import SessionStats
 from realtime.stepper import StepOutcome, StepRunner
-from realtime.types import SAMPLE_RATE_HZ, AudioBlock, VideoFrame
+from realtime.types import VideoFrame
 from realtime.utterances import PendingUtterance, UtteranceTracker
 
 log = logging.getLogger(__name__)
@@ -71,42 +65,6 @@ class PipelineOptions:
             raise ValueError(f"--pause-ms must be > 0, got {self.pause_ms}")
         if self.duration_s is not None and not (self.duration_s > 0):
             raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
-
-
-@dataclass
-class Extractors:
-    """The models a session uses; built once (loading takes seconds) and reusable."""
-
-    face: FaceExtractor
-    recognizer: SpeechRecognizer
-    words: WordEncoder
-
-    @classmethod
-    def load(cls) -> Extractors:
-        return cls(FaceExtractor(), SpeechRecognizer(), WordEncoder())
-
-
-class _AudioRing:
-    """The last `seconds` of audio, to cut speech segments from."""
-
-    def __init__(self, seconds: float) -> None:
-        self._blocks: list[AudioBlock] = []
-        self._limit_s = seconds
-
-    def push(self, block: AudioBlock) -> None:
-        self._blocks.append(block)
-        while self._blocks and block.t_end_s - self._blocks[0].t_end_s > self._limit_s:
-            self._blocks.pop(0)
-
-    def cut(self, t_start_s: float, t_end_s: float) -> tuple[float, np.ndarray]:
-        parts = [b for b in self._blocks if b.t_end_s > t_start_s and b.t_start_s < t_end_s]
-        if not parts:
-            return t_start_s, np.zeros(0, np.float32)
-        t0 = parts[0].t_start_s
-        samples = np.concatenate([b.samples for b in parts])
-        lo = max(0, int(round((t_start_s - t0) * SAMPLE_RATE_HZ)))
-        hi = max(lo, int(round((t_end_s - t0) * SAMPLE_RATE_HZ)))
-        return t0 + lo / SAMPLE_RATE_HZ, samples[lo:hi]
 
 
 class Pipeline:
@@ -232,6 +190,7 @@ class Pipeline:
 
     def _video_worker(self) -> None:
         face = self.extractors.face
+        assert face is not None, "a video source needs Extractors.load(with_face=True)"
         while not self.stop_event.is_set():
             item = self._get(self._video_q)
             if item is None:
@@ -244,47 +203,41 @@ class Pipeline:
             self.stats.frame_done()
 
     def _audio_worker(self) -> None:
-        voice, vad = VoiceExtractor(), SileroVad()
-        segmenter = SpeechSegmenter(SegmenterOptions(pause_ms=self.options.pause_ms))
-        ring = _AudioRing(self.options.audio_history_s)
+        front = AudioFrontEnd(self.options.pause_ms, self.options.audio_history_s)
+        open_segment: SegmentStart | None = None
         last_partial_s = -math.inf
-        open_start: float | None = None
         t_end_s = 0.0
         while not self.stop_event.is_set():
             item = self._get(self._audio_q)
             if item is None:
                 continue
             if item is _EOS:
-                self._core_q.put(("voice", voice.flush(), self.clock.now()))
-                for event in segmenter.flush():
-                    self._segment_event(event, ring)
+                update = front.flush()
+                self._core_q.put(("voice", update.voice, self.clock.now()))
+                for event in update.events:
+                    self._segment_event(event, front)
                 self._core_q.put(("eos", "audio", t_end_s))
                 return
             block, avail_s = item
-            ring.push(block)
             t_end_s = block.t_end_s
-            self._core_q.put(("voice", voice.push(block), avail_s))
-            probs = vad.push(block)
-            self._core_q.put(("speech", probs))
-            for p in probs:
-                for event in segmenter.push(p):
-                    self._segment_event(event, ring)
-                    if isinstance(event, SegmentStart):
-                        open_start, last_partial_s = event.t_start_s, event.t_start_s
-                    elif isinstance(event, SegmentEnd):
-                        open_start = None
+            update = front.push(block)
+            self._core_q.put(("voice", update.voice, avail_s))
+            self._core_q.put(("speech", update.speech))
+            for event in update.events:
+                self._segment_event(event, front)
+                open_segment = event if isinstance(event, SegmentStart) else None
+                last_partial_s = t_end_s
             every = self.options.partial_asr_s
-            if open_start is not None and every > 0 and block.t_end_s - last_partial_s >= every:
-                last_partial_s = block.t_end_s
-                segment_id = segmenter._open.segment_id if segmenter._open else -1  # noqa: SLF001
-                t0, samples = ring.cut(open_start, block.t_end_s)
-                self._asr.submit(AsrRequest(segment_id, t0, samples, final=False))
+            if open_segment is not None and every > 0 and t_end_s - last_partial_s >= every:
+                last_partial_s = t_end_s
+                t0, samples = front.cut(open_segment.t_start_s, t_end_s)
+                self._asr.submit(AsrRequest(open_segment.segment_id, t0, samples, final=False))
 
-    def _segment_event(self, event, ring: _AudioRing) -> None:
+    def _segment_event(self, event: SegmentStart | SegmentEnd, front: AudioFrontEnd) -> None:
         if isinstance(event, SegmentStart):
             self._core_q.put(("open", event))
             return
-        t0, samples = ring.cut(event.t_start_s, event.t_end_s)
+        t0, samples = front.cut(event.t_start_s, event.t_end_s)
         self._core_q.put(("close", event, time.monotonic()))
         self._asr.submit(AsrRequest(event.segment_id, t0, samples, final=True))
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.clock import StreamClock
-from realtime.pipeline import Extractors, Pipeline, PipelineOptions
+from realtime.extractors import Extractors
+from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import Publisher, PublisherError, PublisherOptions
 from realtime.recorder import Recorder, RecorderError
 from realtime.sources.base import Source, SourceError
@@ -100,7 +101,9 @@ class Session:
         except (PublisherError, RecorderError) as exc:
             self.close_outputs()
             raise SessionError(str(exc)) from None
-        self.extractors = extractors or Extractors.load()
+        self.extractors = extractors or Extractors.load(
+            with_face=any(s.has_video for s in self.sources)
+        )
         self.pipeline = Pipeline(
             options.pipeline, self.sources, self.engine, self.extractors,
             publisher=self.publisher, recorder=self.recorder, clock=self.clock,
