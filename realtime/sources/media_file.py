@@ -114,7 +114,10 @@ def _audio_blocks(path: Path, block_samples: int) -> Iterator[tuple[float, np.nd
 
 
 class MediaFileSource(Source):
-    """A media file delivered as VideoFrame and AudioBlock records, deterministically."""
+    """A media file delivered as VideoFrame and AudioBlock records, deterministically.
+
+    `has_video` / `has_audio` are known once `start()` has probed the file.
+    """
 
     name = "file"
 
