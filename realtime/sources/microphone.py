@@ -1,0 +1,197 @@
+"""Microphone capture with sounddevice (PortAudio), delivered as 16 kHz mono AudioBlocks.
+
+The PortAudio callback runs on PortAudio's thread and must never block: it only stamps the block
+on the stream clock and puts a copy into a drop-oldest queue. Resampling (when the device cannot
+run at 16 kHz) happens in `read`, on the consumer's thread, with libswresample through PyAV,
+which keeps filter state across blocks so block edges leave no clicks.
+
+Block times are contiguous by sample count (t_next = t_start + n / rate) and re-anchored to the
+clock only when they drift by more than `resync_s` (an overflow lost samples, or the device clock
+runs off): per-callback clock readings jitter by milliseconds, and downstream extractors treat a
+jump between blocks as a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from realtime.clock import StreamClock
+from realtime.queues import DropOldestQueue
+from realtime.sources.base import Source, SourceError, SourceStats
+from realtime.types import SAMPLE_RATE_HZ, AudioBlock
+
+log = logging.getLogger(__name__)
+
+_HINT = "run with --list-devices to see the microphones"
+
+
+@dataclass(frozen=True)
+class MicrophoneOptions:
+    device: int | str | None = None  # PortAudio index or name substring; None: system default
+    block_ms: float = 32.0  # 512 samples at 16 kHz: one silero VAD chunk per block
+    queue_blocks: int = 64  # ~2 s of audio before the oldest block is dropped
+    resync_s: float = 0.1  # re-anchor block times to the clock beyond this drift
+
+    def __post_init__(self) -> None:
+        if self.block_ms <= 0 or self.queue_blocks < 1 or self.resync_s <= 0:
+            raise ValueError("MicrophoneOptions: block_ms, queue_blocks, resync_s must be positive")
+
+
+def _sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as exc:  # the Python package is there but libportaudio is not
+        raise SourceError(
+            f"PortAudio is not available ({exc}); "
+            "install it with `sudo apt-get install libportaudio2`"
+        ) from None
+    return sounddevice
+
+
+def _describe(device: int | str | None) -> str:
+    return "default input device" if device is None else f"input device {device!r}"
+
+
+def list_microphones() -> list[str]:
+    """'index: name (channels, default rate)' for every device with an input; [] if none."""
+    sd = _sounddevice()
+    try:
+        devices = sd.query_devices()
+    except sd.PortAudioError as exc:
+        log.warning("could not list audio devices: %s", exc)
+        return []
+    return [
+        f"{d['index']}: {d['name']} ({d['max_input_channels']} ch, "
+        f"{d['default_samplerate']:.0f} Hz)"
+        for d in devices
+        if d["max_input_channels"] > 0
+    ]
+
+
+class MicrophoneSource(Source):
+    """Live microphone on the session's stream clock. start, read, stop; stats."""
+
+    name = "microphone"
+    has_video = False
+    has_audio = True
+
+    def __init__(self, clock: StreamClock, options: MicrophoneOptions | None = None) -> None:
+        self.options = options or MicrophoneOptions()
+        self._clock = clock
+        self._stream: Any = None
+        self._stopped = False
+        self._lock = threading.Lock()  # guards the counters shared with the callback
+        self._stats = SourceStats()
+        self._queue: DropOldestQueue[tuple[float, np.ndarray]] = DropOldestQueue(
+            self.options.queue_blocks
+        )
+        self.device_rate_hz = SAMPLE_RATE_HZ
+        self._resampler: Any = None
+        self._t_next_in_s: float | None = None  # callback side: where the next block should start
+        self._seq = 0
+        self._t_out_s: float | None = None  # read side: stream time of the next output sample
+
+    def start(self) -> None:
+        sd = _sounddevice()
+        device = self.options.device
+        try:
+            info = sd.query_devices(device, kind="input")
+            rate_hz = SAMPLE_RATE_HZ
+            try:
+                sd.check_input_settings(device, channels=1, dtype="float32", samplerate=rate_hz)
+            except (sd.PortAudioError, ValueError):
+                rate_hz = int(info["default_samplerate"])  # the device decides; resample in read
+            self._begin(rate_hz)
+            self._stream = sd.InputStream(
+                device=device,
+                channels=1,
+                samplerate=rate_hz,
+                dtype="float32",
+                blocksize=int(round(rate_hz * self.options.block_ms / 1000.0)),
+                callback=self._on_audio,
+            )
+            self._stream.start()
+        except (sd.PortAudioError, ValueError) as exc:
+            self._stream = None
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if not list_microphones():
+                message = f"no audio input device found ({message})"
+            raise SourceError(f"cannot open {_describe(device)}: {message}; {_HINT}") from None
+        log.info("microphone: %s at %d Hz", info.get("name", device), rate_hz)
+
+    def _begin(self, device_rate_hz: int) -> None:
+        """Prepare capture state for a device running at `device_rate_hz` (no device needed)."""
+        self.device_rate_hz = device_rate_hz
+        self._stopped = False
+        if device_rate_hz != SAMPLE_RATE_HZ:
+            import av
+
+            self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE_HZ)
+
+    def _on_audio(self, indata: np.ndarray, frames: int, _time_info: Any, status: Any) -> None:
+        """PortAudio callback: stamp and enqueue, nothing else."""
+        duration_s = frames / self.device_rate_hz
+        t_clock_s = self._clock.now() - duration_s  # start of this block by the clock
+        overflow = bool(status and status.input_overflow)
+        t_start_s = self._t_next_in_s
+        if t_start_s is None or overflow or abs(t_clock_s - t_start_s) > self.options.resync_s:
+            t_start_s = t_clock_s
+        self._t_next_in_s = t_start_s + duration_s
+        with self._lock:
+            if overflow:
+                self._stats.audio_overflows += 1
+        self._queue.put((t_start_s, np.array(indata[:, 0], dtype=np.float32)))
+
+    def read(self, timeout_s: float) -> AudioBlock | None:
+        item = self._queue.get(timeout_s)
+        if item is None:
+            return None
+        t_start_s, samples = item  # (N,) float32 at device_rate_hz
+        if self._resampler is not None:
+            t_start_s, samples = self._resample(t_start_s, samples)
+        block = AudioBlock(self._seq, t_start_s, samples)
+        self._seq += 1
+        with self._lock:
+            self._stats.audio_blocks += 1
+        return block
+
+    def _resample(self, t_in_s: float, samples: np.ndarray) -> tuple[float, np.ndarray]:
+        import av
+
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format="flt", layout="mono")
+        frame.sample_rate = self.device_rate_hz
+        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        resampled = np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+        if self._t_out_s is None or abs(self._t_out_s - t_in_s) > self.options.resync_s:
+            self._t_out_s = t_in_s  # output runs a few samples behind the input (filter delay)
+        t_start_s = self._t_out_s
+        self._t_out_s += len(resampled) / SAMPLE_RATE_HZ
+        return t_start_s, resampled
+
+    @property
+    def finished(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        self._stopped = True
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            stream.stop()
+            stream.close()
+        except Exception as exc:  # closing a vanished device must not stop the shutdown
+            log.warning("microphone: error while closing: %s", exc)
+
+    def stats(self) -> SourceStats:
+        with self._lock:
+            return SourceStats(
+                audio_blocks=self._stats.audio_blocks,
+                audio_dropped=self._queue.dropped,
+                audio_overflows=self._stats.audio_overflows,
+            )
