@@ -39,7 +39,9 @@ __all__ = [
 class AsrOptions:
     language: str = "en"
     beam_size: int = 1  # greedy: ~20 % faster than beam 5 on base, same words on clear speech
-    cpu_threads: int = 2  # CTranslate2 intra-op threads; the rest of the pipeline needs a core too
+    # CTranslate2 intra-op threads. One: on a busy 2-core machine two threads measured 2x slower
+    # (they wait on each other while capture, face and voice hold the other core).
+    cpu_threads: int = 1
     compute_type: str = "int8"
     model_dir: Path | None = None  # None: the joined package weights in the cache folder
     no_speech_threshold: float = 0.6  # Whisper's own: skip windows it judges silent
