@@ -61,9 +61,13 @@ def audio_blocks(
 
 def extract(
     records, extractors: Extractors, *, has_video: bool, has_audio: bool,
-    step_hz: float = 10.0, pause_ms: float = 600.0,
+    step_hz: float = 10.0, pause_ms: float = 600.0, transcript: str | None = None,
 ) -> ReplayFeatures:  # fmt: skip
-    """Features of an iterable of VideoFrame / AudioBlock records in capture order."""
+    """Features of an iterable of VideoFrame / AudioBlock records in capture order.
+
+    transcript: use these words instead of speech recognition (a ground-truth transcript), spread
+    evenly over the detected speech, to measure what recognition errors cost.
+    """
     aligner = Aligner(
         AlignerOptions(step_hz=step_hz, expect_video=has_video, expect_audio=has_audio)
     )
@@ -76,13 +80,15 @@ def extract(
         for event in events:
             if not isinstance(event, SegmentEnd):
                 continue
+            segments.append((event.t_start_s, event.t_end_s))
+            if transcript is not None:
+                continue
             t0, samples = front.cut(event.t_start_s, event.t_end_s)
             seg_words = extractors.recognizer.transcribe(samples, t0) if len(samples) else []
             aligner.set_words(
                 event.t_start_s, event.t_end_s, extractors.words.embed_words(seg_words)
             )
             words.extend(seg_words)
-            segments.append((event.t_start_s, event.t_end_s))
 
     for record in records:
         if isinstance(record, VideoFrame):
@@ -100,9 +106,32 @@ def extract(
         update = front.flush()
         aligner.push_voice(update.voice, end_s)
         close_segments(update.events)
+    if transcript is not None:
+        words = spread_words(transcript, segments or [(0.0, end_s)])
+        aligner.set_words(-math.inf, math.inf, extractors.words.embed_words(words))
     aligner.set_text_final_until(math.inf)
     steps = aligner.flush(end_s)  # built after every word is known: all final
     return ReplayFeatures(steps, words, segments, end_s)
+
+
+def spread_words(text: str, spans: list[tuple[float, float]]) -> list[Word]:
+    """Words of `text` laid evenly over the total duration of `spans`, in order."""
+    tokens = text.split()
+    total_s = sum(max(0.0, b - a) for a, b in spans)
+    if not tokens or total_s <= 0:
+        return []
+    per_word_s = total_s / len(tokens)
+    words, span_idx, offset_s = [], 0, 0.0
+    for token in tokens:
+        while (
+            span_idx < len(spans) - 1 and offset_s >= spans[span_idx][1] - spans[span_idx][0] - 1e-9
+        ):
+            offset_s -= spans[span_idx][1] - spans[span_idx][0]
+            span_idx += 1
+        start = spans[span_idx][0] + offset_s
+        words.append(Word(token, start, start + per_word_s, 1.0))
+        offset_s += per_word_s
+    return words
 
 
 def extract_source(source: Source, extractors: Extractors, **kwargs) -> ReplayFeatures:

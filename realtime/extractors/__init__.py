@@ -12,19 +12,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from realtime.extractors.asr import SpeechRecognizer
     from realtime.extractors.face import FaceExtractor
-    from realtime.extractors.words import WordEncoder
+    from realtime.extractors.words import WordEmbedder
 
 
 @dataclass
 class Extractors:
     face: FaceExtractor | None  # None when no video will be processed
     recognizer: SpeechRecognizer
-    words: WordEncoder
+    words: WordEmbedder
 
     @classmethod
-    def load(cls, with_face: bool = True) -> Extractors:
-        from realtime.extractors.asr import SpeechRecognizer
+    def load(cls, with_face: bool = True, asr_threads: int | None = None) -> Extractors:
+        from realtime.extractors.asr import AsrOptions, SpeechRecognizer
         from realtime.extractors.face import FaceExtractor
-        from realtime.extractors.words import WordEncoder
+        from realtime.extractors.words import WordEmbedder
 
-        return cls(FaceExtractor() if with_face else None, SpeechRecognizer(), WordEncoder())
+        asr = AsrOptions() if asr_threads is None else AsrOptions(cpu_threads=asr_threads)
+        return cls(FaceExtractor() if with_face else None, SpeechRecognizer(asr), WordEmbedder())
