@@ -104,3 +104,8 @@ def test_gap_restarts_grid(extractor: VoiceExtractor) -> None:
     extractor.push(AudioBlock(0, 0.0, tone))
     later = extractor.push(AudioBlock(1, 5.0, tone))  # 4.5 s gap
     assert later.t_start_s == pytest.approx(5.0)
+
+
+def test_long_streams_do_not_accumulate_callbacks(extractor: VoiceExtractor, speech) -> None:
+    stream(extractor, speech, [1600])
+    assert len(getattr(extractor._smile._engine, "_callbacks", [])) <= 1  # one per live window

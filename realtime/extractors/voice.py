@@ -96,6 +96,10 @@ class _SmileLld:
     def run(self, samples: np.ndarray) -> np.ndarray:
         """All LLD frames of one signal, as a fresh whole-signal pass would give. -> (F, 25)"""
         rows: list[np.ndarray] = []
+        # The wrapper keeps every registered callback alive (and `reset` demands registering
+        # again), so without trimming, a live session would leak one closure per window: ~36k
+        # an hour, each holding that window's frames.
+        getattr(self._engine, "_callbacks", []).clear()
         # Truncating float -> int16 as `Smile.process_signal` does: formant bandwidths are so
         # sensitive that rounding instead changes some by tens of Hz.
         pcm = np.clip(samples * 32768.0, -_INT16_MAX - 1, _INT16_MAX).astype("<i2")
