@@ -70,11 +70,12 @@ def artefact_spec(checkpoint_digest: str, config_dict: dict[str, Any]) -> Artefa
 
 @contextmanager
 def _quiet(*names: str) -> Iterator[None]:
-    """The exporter's passes log every deduplicated initializer at INFO; keep those out."""
+    """The exporter logs every deduplicated initializer at INFO and warns about torchvision ops
+    it cannot register; neither concerns MSRG, so only errors get through while exporting."""
     loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(logging.WARNING)
+        lg.setLevel(logging.ERROR)
     try:
         yield
     finally:
@@ -107,7 +108,11 @@ def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
     ]  # fmt: skip
     record: dict[str, Any] = {}
     for file, graph, example, in_names, out_names in jobs:
-        with torch.no_grad(), warnings.catch_warnings(), _quiet("onnx_ir", "onnxscript"):
+        with (
+            torch.no_grad(),
+            warnings.catch_warnings(),
+            _quiet("onnx_ir", "onnxscript", "torch.onnx"),
+        ):
             warnings.simplefilter("ignore")  # exporter chatter (torchvision ops, treespec)
             torch.onnx.export(
                 graph, example, str(folder / file),
