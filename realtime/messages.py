@@ -35,6 +35,7 @@ INTENSITY_MIN, INTENSITY_MAX = -3.0, 3.0
 NEUTRAL_BAND = 0.5
 LABELS = ("negative", "neutral", "positive")
 SOURCE_STATES = ("ok", "lost", "off", "ended")  # off: not configured; ended: a file ran out
+MAX_STREAM_S = 1e9  # ~31 years: a stream time beyond this is corrupt, and plots lose precision
 MAX_COUNT = 2**53 - 1  # integers stay exact in every JSON reader (JavaScript included)
 MAX_FRAME_BYTES = 1 << 20  # a real message is < 2 KiB; anything near this is garbage or an attack
 
@@ -317,7 +318,7 @@ class StatusMessage(_Message):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _number("t_stream", self.t_stream, 0.0)
+        _number("t_stream", self.t_stream, 0.0, MAX_STREAM_S)
         _string("engine", self.engine, non_empty=True, max_len=64)
         _optional(_string, "engine_note", self.engine_note)
         _number("fps", self.fps, 0.0)
@@ -341,8 +342,8 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
 
 
 def _span(t_start: Any, t_end: Any) -> None:
-    _number("t_start", t_start, 0.0)
-    _number("t_end", t_end, 0.0)
+    _number("t_start", t_start, 0.0, MAX_STREAM_S)
+    _number("t_end", t_end, 0.0, MAX_STREAM_S)
     if t_end < t_start:
         raise MessageError(f"t_end {t_end} precedes t_start {t_start}")
 

@@ -85,6 +85,8 @@ INVALID = [
     (m.TOPIC_STEP, "revision", 0.5),
     (m.TOPIC_STEP, "final", "yes"),
     (m.TOPIC_STEP, "latency_ms", -3),
+    (m.TOPIC_STEP, "t_end", 2e9),
+    (m.TOPIC_STATUS, "t_stream", -1),
     (m.TOPIC_STEP, "extra", 1),
     (m.TOPIC_UTTERANCE, "label", "happy"),
     (m.TOPIC_UTTERANCE, "label", _DELETE),

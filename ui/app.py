@@ -64,6 +64,9 @@ def run_dashboard(options: DashboardOptions, preview: FrameSlot | None = None) -
     except ValueError as exc:
         log.error("%s", exc)
         return 2
+    # PyQt aborts the process on an exception escaping a slot unless sys.excepthook is replaced;
+    # the monitor must stay up, so log it instead.
+    sys.excepthook = _log_unhandled
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = DashboardWindow(History(), title=f"{options.title} — {options.connect}",
                              preview=preview)
@@ -87,6 +90,10 @@ def run_dashboard(options: DashboardOptions, preview: FrameSlot | None = None) -
     app.exec()
     subscriber.close()
     return status["code"]
+
+
+def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+    log.error("unhandled exception in the GUI", exc_info=(kind, exc, tb))  # type: ignore[arg-type]
 
 
 def connect_window(window: object, subscriber: object) -> None:

@@ -49,7 +49,8 @@ from ui.widgets import (
 log = logging.getLogger(__name__)
 FINAL_PEN = "#e6edf3"
 PROVISIONAL_PEN = "#e3b341"  # amber and dashed: this part may still change
-REFRESH_MS = 33  # ~30 frames/s: smooth scrolling, and well under the 100 ms drawing-lag target
+REFRESH_MS = 33
+WEIGHT_SAMPLES = 400  # ~30 frames/s: smooth scrolling, and well under the 100 ms drawing-lag target
 
 
 def _colour(hex_colour: str, alpha: int = 255) -> QColor:
@@ -67,8 +68,10 @@ class DashboardWindow(QMainWindow):
         self.history = history
         self.window_s = WINDOWS_S[1]
         self.frames_drawn = 0
+        self.draw_errors = 0
         self._drawn_version = -1
         self._drawn_utterances = -1
+        self._drawn_spans: tuple[int, float] = (-1, 0.0)
         self._drawn_status: object = None
         self.setWindowTitle(title)
         self.resize(1280, 860)
@@ -78,7 +81,9 @@ class DashboardWindow(QMainWindow):
                            f" QHeaderView::section {{ background: {PANEL}; color: {MUTED};"
                            " border: none; padding: 4px; }"
                            f" QStatusBar QLabel {{ padding: 0 8px; }}")
-        pg.setConfigOptions(antialias=True, background=BACKGROUND, foreground=MUTED)
+        # No antialiasing in the plots: on a software rasteriser it costs ~4 ms per 3000-point
+        # line, and at one point per pixel (or fewer, downsampled) it is barely visible.
+        pg.setConfigOptions(antialias=False, background=BACKGROUND, foreground=MUTED)
 
         central = QWidget(self)
         root = QVBoxLayout(central)
@@ -118,16 +123,21 @@ class DashboardWindow(QMainWindow):
         ip.setTitle(_intensity_title(), size="11pt")
         ip.setLabel("left", "intensity")
         ip.getAxis("left").setWidth(44)  # same width in both plots keeps their time axes aligned
+        ip.hideAxis("bottom")  # the weights plot below carries the (linked) time axis
         ip.setYRange(-3.2, 3.2, padding=0)
         ip.setMouseEnabled(x=False, y=False)
         ip.hideButtons()
-        ip.showGrid(x=True, y=True, alpha=0.12)
-        band = pg.LinearRegionItem((-NEUTRAL_BAND, NEUTRAL_BAND), orientation="horizontal",
-                                   movable=False, brush=_colour(MUTED, 22), pen=pg.mkPen(None))
-        ip.addItem(band)
+        # Draw at most ~2 points per pixel column (peaks kept), and only what is in view.
+        ip.setDownsampling(auto=True, mode="peak")
+        ip.setClipToView(True)
+        for y in (-2, -1, 1, 2):  # light guides; a full grid costs ~10 ms per frame to blend
+            ip.addItem(pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(_colour(MUTED, 45))))
         self.spans = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[], brushes=[], pen=None)
         ip.addItem(self.spans)
         ip.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(MUTED, width=1)))
+        for y in (-NEUTRAL_BAND, NEUTRAL_BAND):  # the neutral label band
+            ip.addItem(pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(
+                _colour(MUTED, 120), width=1, style=Qt.PenStyle.DotLine)))
         self.final_curve = pg.PlotDataItem(pen=pg.mkPen(FINAL_PEN, width=2), connect="finite")
         self.provisional_curve = pg.PlotDataItem(
             pen=pg.mkPen(PROVISIONAL_PEN, width=2, style=Qt.PenStyle.DashLine), connect="finite")
@@ -143,14 +153,18 @@ class DashboardWindow(QMainWindow):
         wp.setXLink(ip)
         wp.setMouseEnabled(x=False, y=False)
         wp.hideButtons()
+        wp.setDownsampling(auto=True, mode="peak")
+        wp.setClipToView(True)
         wp.getAxis("left").setTicks([[(0, "0"), (0.5, ".5"), (1, "1")]])
         wp.getAxis("left").setWidth(44)
-        self.stack_curves = [pg.PlotDataItem(pen=pg.mkPen(None)) for _ in range(4)]
-        for c in self.stack_curves:
-            wp.addItem(c)
-        for i, m in enumerate(MODALITY_COLOURS):
-            wp.addItem(pg.FillBetweenItem(self.stack_curves[i], self.stack_curves[i + 1],
-                                          brush=_colour(MODALITY_COLOURS[m], 170)))
+        # Stacked areas as three curves filled down to 0, drawn back to front (text on top):
+        # cheaper than FillBetweenItem, which rebuilds a combined path for every pair.
+        self.stack_curves = []
+        for m in reversed(MODALITY_COLOURS):
+            curve = pg.PlotDataItem(pen=pg.mkPen(None), fillLevel=0.0,
+                                    brush=_blend(MODALITY_COLOURS[m], BACKGROUND, 0.8))
+            wp.addItem(curve)
+            self.stack_curves.insert(0, curve)  # index 0: text (bottom layer, drawn last)
         plots.ci.layout.setRowStretchFactor(0, 3)
         plots.ci.layout.setRowStretchFactor(1, 1)
 
@@ -196,8 +210,12 @@ class DashboardWindow(QMainWindow):
         self.table.verticalHeader().hide()
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed widths: ResizeToContents would measure every row on each update (slow in bursts).
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        for column, width in enumerate((110, 0, 86, 86, 70, 84)):
+            self.table.setColumnWidth(column, width)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setDefaultSectionSize(28)
         col.addWidget(self.table)
         return box
 
@@ -243,6 +261,14 @@ class DashboardWindow(QMainWindow):
 
     def refresh(self) -> None:
         """One frame: push changed data into the items created at construction."""
+        try:
+            self._refresh()
+        except Exception:  # an unforeseen corner of the data must cost a frame, not the window
+            self.draw_errors += 1
+            if self.draw_errors <= 3 or self.draw_errors % 100 == 0:
+                log.exception("drawing failed (%d so far)", self.draw_errors)
+
+    def _refresh(self) -> None:
         h = self.history
         if self.preview is not None:
             self.preview.poll()
@@ -258,14 +284,19 @@ class DashboardWindow(QMainWindow):
         near = prov | np.r_[prov[1:], False] | np.r_[False, prov[:-1]]
         self.final_curve.setData(t, final_y)
         self.provisional_curve.setData(t, np.where(near, y, np.nan))
-        stacked = np.concatenate([np.zeros((len(t), 1), np.float32),
-                                  np.cumsum(series.weights, axis=1)], axis=1)
+        # Weights drift slowly: ~400 samples across the window are plenty, and filling three
+        # areas under 3000-vertex outlines would be the costliest part of a frame.
+        every = max(1, len(t) // WEIGHT_SAMPLES)
+        stacked = np.cumsum(series.weights[::-1][::every][::-1], axis=1)  # (M, 3), newest kept
+        t_w = t[::-1][::every][::-1]
         for i, curve in enumerate(self.stack_curves):
-            curve.setData(t, stacked[:, i])
+            curve.setData(t_w, stacked[:, i])
         latest = h.latest_time
         self.intensity_plot.setXRange(max(0.0, latest - self.window_s), max(latest, 1.0),
                                       padding=0.01)
-        self._draw_spans(latest - self.window_s)
+        if (h.utterance_version, self.window_s) != self._drawn_spans:
+            self._drawn_spans = (h.utterance_version, self.window_s)
+            self._draw_spans(latest - self.window_s)
         step = h.latest_step
         self.gauge.set_value(None if step is None else step.intensity,
                              provisional=step is not None and not step.final)
@@ -296,7 +327,7 @@ class DashboardWindow(QMainWindow):
         self.spans.setOpts(
             x0=[u.t_start for u in utts], x1=[u.t_end for u in utts],
             y0=[-3.0] * len(utts), height=[6.0] * len(utts),
-            brushes=[_colour(LABEL_COLOURS[u.label], 60) for u in utts])
+            brushes=[_SPAN_BRUSHES[u.label] for u in utts])
 
     def _show_status(self) -> None:
         s = self.history.status
@@ -359,6 +390,16 @@ class DashboardWindow(QMainWindow):
             except OSError as exc:
                 log.error("export to %s failed: %s", path, exc)
                 self.statusBar().showMessage(f"export failed: {exc}", 5000)
+
+
+def _blend(fg: str, bg: str, a: float) -> QColor:
+    """An opaque mix: solid fills are much cheaper to rasterise than translucent ones."""
+    f, b = QColor(fg), QColor(bg)
+    return QColor(*(round(a * x + (1 - a) * y) for x, y in
+                    zip(f.getRgb()[:3], b.getRgb()[:3], strict=True)))
+
+
+_SPAN_BRUSHES = {k: pg.mkBrush(_blend(c, BACKGROUND, 0.24)) for k, c in LABEL_COLOURS.items()}
 
 
 def _intensity_title() -> str:

@@ -174,8 +174,15 @@ class History:
         if window_s is not None and n:
             start = int(np.searchsorted(self._t[:n], self.latest_time - window_s, side="left"))
         sl = slice(start, n)
-        return StepSeries(self._t[sl].copy(), self._y[sl].copy(), self._final[sl].copy(),
-                          self._w[sl].copy(), self._p[sl].copy())
+        series = StepSeries(self._t[sl].copy(), self._y[sl].copy(), self._final[sl].copy(),
+                            self._w[sl].copy(), self._p[sl].copy())
+        if len(series.t) > 1 and bool(np.any(np.diff(series.t) < 0)):
+            # Times that go backwards as seq goes up break the publisher's contract; plot in
+            # time order anyway (the plot's clipping and downsampling assume sorted x).
+            order = np.argsort(series.t, kind="stable")
+            series = StepSeries(*(a[order] for a in (series.t, series.intensity, series.final,
+                                                     series.weights, series.present)))
+        return series
 
     def utterances(self, since_t: float | None = None) -> list[UtteranceMessage]:
         """Newest first; with `since_t`, only those ending at or after that stream time."""

@@ -118,6 +118,11 @@ class PresencePills(QWidget):
         self.set_state(None, None)
 
     def set_state(self, present: dict[str, bool] | None, weights: dict[str, float] | None) -> None:
+        shown = None if present is None else tuple(
+            (present[m], round(weights[m], 2) if weights else None) for m in MODALITIES)
+        if shown == getattr(self, "_shown", ()):
+            return  # restyling re-polishes the widget: only when something changed
+        self._shown = shown
         for m, pill in self.pills.items():
             on = bool(present and present[m])
             weight = f" {weights[m]:.0%}" if weights is not None else ""
