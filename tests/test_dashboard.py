@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from realtime import messages as m
-from ui.app import DashboardOptions, connect_window, display_available
+from ui.app import DashboardOptions, connect_window, display_available, run_dashboard
 from ui.dashboard import DashboardWindow
+from ui.frame_slot import FrameSlot
 from ui.history import History, HistoryOptions
-from ui.preview import FrameSlot
 from ui.subscriber import Subscriber, SubscriberOptions
 from ui.synthetic import SyntheticOptions, synthetic_session
 
@@ -360,6 +360,10 @@ def test_display_available(monkeypatch) -> None:
     assert display_available() is (not sys.platform.startswith("linux"))
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert display_available()
+
+
+def test_bad_endpoint_exits_with_status_2(qtbot) -> None:
+    assert run_dashboard(DashboardOptions(connect="tcp://nohost:notaport", duration_s=1)) == 2
 
 
 def test_options_are_validated() -> None:

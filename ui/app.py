@@ -7,8 +7,13 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ui.preview import FrameSlot
+from ui.frame_slot import FrameSlot
+
+if TYPE_CHECKING:  # Qt and zmq load only when the window opens
+    from ui.dashboard import DashboardWindow
+    from ui.subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ def run_dashboard(options: DashboardOptions, preview: FrameSlot | None = None) -
     Call from the main thread. `preview` is given only when capture runs in this process.
     """
     # Qt and zmq are imported here so that `import ui.app` stays cheap for a headless main.py.
+    import zmq
     from PyQt6.QtCore import QTimer
     from PyQt6.QtWidgets import QApplication
 
@@ -64,15 +70,12 @@ def run_dashboard(options: DashboardOptions, preview: FrameSlot | None = None) -
     except ValueError as exc:
         log.error("%s", exc)
         return 2
-    # PyQt aborts the process on an exception escaping a slot unless sys.excepthook is replaced;
-    # the monitor must stay up, so log it instead.
-    sys.excepthook = _log_unhandled
     app = QApplication.instance() or QApplication(sys.argv[:1])
     window = DashboardWindow(History(), title=f"{options.title} — {options.connect}",
                              preview=preview)
     try:
         subscriber = Subscriber(sub_options, parent=window)
-    except (OSError, ValueError) as exc:  # zmq.ZMQError is an OSError; bad key files too
+    except (zmq.ZMQError, OSError, ValueError) as exc:  # a bad endpoint; unreadable key files
         log.error("cannot subscribe to %s: %s", options.connect, exc)
         window.close()
         return 2
@@ -87,8 +90,14 @@ def run_dashboard(options: DashboardOptions, preview: FrameSlot | None = None) -
                     status["code"] = 1
             window.close()
         QTimer.singleShot(int(options.duration_s * 1000), finish)
-    app.exec()
-    subscriber.close()
+    # PyQt aborts the process on an exception escaping a slot unless sys.excepthook is replaced;
+    # the monitor must stay up, so log it instead (for the event loop's lifetime only).
+    previous_hook, sys.excepthook = sys.excepthook, _log_unhandled
+    try:
+        app.exec()
+    finally:
+        sys.excepthook = previous_hook
+        subscriber.close()
     return status["code"]
 
 
@@ -96,18 +105,18 @@ def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: object) ->
     log.error("unhandled exception in the GUI", exc_info=(kind, exc, tb))  # type: ignore[arg-type]
 
 
-def connect_window(window: object, subscriber: object) -> None:
+def connect_window(window: DashboardWindow, subscriber: Subscriber) -> None:
     """Wire a subscriber's signals to a dashboard window (also used by tests and benchmarks)."""
-    subscriber.messages.connect(window.on_messages)  # type: ignore[attr-defined]
-    subscriber.connection_changed.connect(window.set_connection)  # type: ignore[attr-defined]
-    subscriber.rejected.connect(window.set_rejected)  # type: ignore[attr-defined]
-    window.set_connection(subscriber.state.value, subscriber.reconnects)  # type: ignore[attr-defined]
+    subscriber.messages.connect(window.on_messages)
+    subscriber.connection_changed.connect(window.set_connection)
+    subscriber.rejected.connect(window.set_rejected)
+    window.set_connection(subscriber.state.value, subscriber.reconnects)
 
 
-def save_screenshot(window: object, path: Path) -> bool:
+def save_screenshot(window: DashboardWindow, path: Path) -> bool:
     """Grab the window (widgets and plots) into a PNG; False, with a log line, when it fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok = window.grab().save(str(path), "PNG")  # type: ignore[attr-defined]
+    ok = window.grab().save(str(path), "PNG")
     if ok:
         log.info("screenshot saved to %s", path)
     else:

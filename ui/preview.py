@@ -1,12 +1,11 @@
 """Local camera preview with the face box, for a dashboard in the same process as the capture.
 
-Video never goes on the bus. The capture thread hands frames to a `FrameSlot` (keeps only the
-newest, never blocks, no Qt), and the GUI timer pulls from it: a slow window simply skips frames.
+Video never goes on the bus. The capture thread hands frames to a `FrameSlot` (ui/frame_slot.py)
+and the GUI timer pulls from it: a slow window simply skips frames.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -14,27 +13,10 @@ from PyQt6.QtCore import QRectF, Qt
 from PyQt6.QtGui import QColor, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+from ui.frame_slot import FrameSlot
 from ui.widgets import MUTED, PANEL
 
-
-class FrameSlot:
-    """Thread-safe holder of the newest frame and face box; `push` from any thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._frame: np.ndarray | None = None
-        self._box: tuple[int, int, int, int] | None = None
-        self.version = 0
-
-    def push(self, image_bgr: np.ndarray, box: tuple[int, int, int, int] | None) -> None:
-        """`image_bgr`: (H, W, 3) uint8, handed over (not copied); `box`: (x, y, w, h) or None."""
-        with self._lock:
-            self._frame, self._box = image_bgr, box
-            self.version += 1
-
-    def take(self) -> tuple[int, np.ndarray | None, tuple[int, int, int, int] | None]:
-        with self._lock:
-            return self.version, self._frame, self._box
+__all__ = ["CameraPreview", "FrameSlot"]
 
 
 class CameraPreview(QWidget):

@@ -76,15 +76,22 @@ class Subscriber(QObject):
         self._sock.setsockopt(zmq.RECONNECT_IVL, options.reconnect_ms)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, options.reconnect_ms * 10)
         self._sock.setsockopt(zmq.MAXMSGSIZE, 1 << 20)  # garbage this big is cut at the wire
-        if options.curve_server_key is not None:
-            _configure_curve(self._sock, options.curve_server_key, options.curve_client_key)
-        for topic in TOPICS:
-            self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
-        self._monitor = self._sock.get_monitor_socket(
-            zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
-            | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-        )
-        self._sock.connect(options.endpoint)
+        try:
+            if options.curve_server_key is not None:
+                _configure_curve(self._sock, options.curve_server_key, options.curve_client_key)
+            for topic in TOPICS:
+                self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+            self._monitor = self._sock.get_monitor_socket(
+                zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+                | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+            )
+            self._sock.connect(options.endpoint)
+        except Exception:
+            if hasattr(self, "_monitor"):  # do not leak the sockets on a bad start
+                self._sock.disable_monitor()
+                self._monitor.close(linger=0)
+            self._sock.close(linger=0)
+            raise
         self._notifier = QSocketNotifier(self._sock.getsockopt(zmq.FD),
                                          QSocketNotifier.Type.Read, self)
         self._notifier.activated.connect(self.drain)
