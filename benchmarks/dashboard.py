@@ -259,11 +259,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=BenchOptions.duration_s)
     parser.add_argument("--endpoint", default="", help="default: a free loopback port")
+    parser.add_argument("--window", type=float, default=BenchOptions.window_s,
+                        help="plot window in seconds (default: the longest, 300)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/dashboard.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    result = run(BenchOptions(duration_s=args.duration, endpoint=args.endpoint or _free_endpoint()))
+    result = run(BenchOptions(duration_s=args.duration, window_s=args.window,
+                              endpoint=args.endpoint or _free_endpoint()))
     if not result["messages_sent"]:
         log.error("the publisher sent nothing (see its error above); no result written")
         return 1
@@ -273,7 +276,7 @@ def main() -> int:
     rows = [
         ("messages sent / received", f"{result['messages_sent']} / {result['messages_received']}"),
         ("frames drawn", str(result["frames"])),
-        ("points in the 300 s plot", str(result["points_drawn"])),
+        (f"points in the {args.window:.0f} s plot", str(result["points_drawn"])),
         ("frame ms p50 / p95 / max", f"{f['p50']:.1f} / {f['p95']:.1f} / {f['max']:.1f}"),
         ("frame CPU ms p50 / p95", "{p50:.1f} / {p95:.1f}".format(**result["frame_cpu_ms"])),
         ("frame ms p95 steady / burst", f"{result['frame_ms_steady']['p95']:.1f} / "
