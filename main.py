@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    import torch
+
+    # One intra-op thread per library: the extractors, ASR and the engine already run in
+    # parallel threads, and torch's own pool of two threads makes them wait on each other.
+    torch.set_num_threads(1)
     from realtime.session import Session, SessionError, console_line
 
     try:

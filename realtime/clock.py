@@ -15,6 +15,10 @@ class StreamClock:
     def __init__(self, origin_monotonic_s: float | None = None) -> None:
         self._origin_s = time.monotonic() if origin_monotonic_s is None else origin_monotonic_s
 
+    def restart(self) -> None:
+        """Make now stream time 0 (a session starts its clock when capture starts)."""
+        self._origin_s = time.monotonic()
+
     @property
     def origin_monotonic_s(self) -> float:
         return self._origin_s

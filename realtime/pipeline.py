@@ -35,7 +35,7 @@ from realtime.extractors.vad import (
 from realtime.publisher import Publisher
 from realtime.queues import DropOldestQueue
 from realtime.recorder import Recorder
-from realtime.sources.base import Source
+from realtime.sources.base import Source, SourceError
 from realtime.status import SessionStats
 from realtime.stepper import StepOutcome, StepRunner
 from realtime.types import VideoFrame
@@ -85,8 +85,7 @@ class Pipeline:
         self.on_message = on_message
         self.stats = SessionStats()
         self.stop_event = threading.Event()
-        self.has_video = any(s.has_video for s in sources)
-        self.has_audio = any(s.has_audio for s in sources)
+        self.has_video = self.has_audio = False  # known once the sources have started
         self._video_q = self._queue(8)
         self._audio_q = self._queue(64)
         self._core_q: queue.Queue = queue.Queue()
@@ -94,7 +93,6 @@ class Pipeline:
         self._asr = AsrWorker(extractors.recognizer, on_result=self._on_asr)
         self._utterance_seq = 0
         self._status_seq = 0
-        self._eos_pending = {"video": self.has_video, "audio": self.has_audio}
         self.finished = threading.Event()
 
     # ------------------------------------------------------------------ queues and threads
@@ -129,14 +127,21 @@ class Pipeline:
                 log.exception("%s failed", name)
                 self.stats.error(f"{name}: {exc}")
                 self.stop_event.set()
+                self.finished.set()
 
         thread = threading.Thread(target=guarded, name=name, daemon=True)
         self._threads.append(thread)
         thread.start()
 
     def start(self) -> None:
+        self.clock.restart()  # stream time 0 is now, after the models have loaded
         for source in self.sources:
             source.start()
+        self.has_video = any(s.has_video for s in self.sources)
+        self.has_audio = any(s.has_audio for s in self.sources)
+        if not (self.has_video or self.has_audio):
+            raise SourceError("the input has neither video nor audio; try another file or --demo")
+        self._eos_pending = {"video": self.has_video, "audio": self.has_audio}
         self._asr.start()
         for i, source in enumerate(self.sources):
             self._spawn(f"pump-{i}-{source.name}", lambda s=source: self._pump(s))

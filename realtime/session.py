@@ -101,9 +101,10 @@ class Session:
         except (PublisherError, RecorderError) as exc:
             self.close_outputs()
             raise SessionError(str(exc)) from None
-        self.extractors = extractors or Extractors.load(
-            with_face=any(s.has_video for s in self.sources)
-        )
+        # Files reveal their streams only when opened; the face model is cheap, so load it
+        # unless the input is a microphone alone.
+        with_face = not (options.inputs.live and options.inputs.camera is None)
+        self.extractors = extractors or Extractors.load(with_face=with_face)
         self.pipeline = Pipeline(
             options.pipeline, self.sources, self.engine, self.extractors,
             publisher=self.publisher, recorder=self.recorder, clock=self.clock,

@@ -128,6 +128,7 @@ class MediaFileSource(Source):
         self._pending: Record | None = None
         self._done = False
         self._stop = threading.Event()  # lets stop() interrupt a realtime wait
+        self._reading = threading.Lock()  # held while read() advances the decoders
         self._stats = SourceStats()
         self.has_video = self.has_audio = False
         self.video_rate_hz = 0.0
@@ -197,6 +198,12 @@ class MediaFileSource(Source):
             offset_s = end_s  # the next pass starts where this one's media ended
 
     def read(self, timeout_s: float) -> Record | None:
+        with self._reading:
+            if self._stop.is_set():
+                return None
+            return self._read(timeout_s)
+
+    def _read(self, timeout_s: float) -> Record | None:
         if self._records is None:
             raise RuntimeError("MediaFileSource.read() before start()")
         if self._pending is None and not self._done:
@@ -226,13 +233,23 @@ class MediaFileSource(Source):
 
     def stop(self) -> None:
         self._stop.set()
+        # Another thread may be inside read(), advancing the decoder: closing a running
+        # generator raises, so wait for that read to return (it notices the stop) and close then.
+        if self._reading.acquire(timeout=2.0):
+            try:
+                self._close_records()
+            finally:
+                self._reading.release()
+        self._done = True
+
+    def _close_records(self) -> None:
         if self._records is not None:
             close = getattr(self._records, "close", None)
             if close is not None:
                 # Closing the chain drops the decoder generators; CPython finalises them at once,
                 # and their `with av.open(...)` blocks close the containers.
                 close()
-        self._done = True
+            self._records = None
 
     def stats(self) -> SourceStats:
         return SourceStats(frames=self._stats.frames, audio_blocks=self._stats.audio_blocks)
