@@ -21,6 +21,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from engines.base import Engine
 from realtime import messages
 from realtime.aligner import Aligner, AlignerOptions
@@ -32,9 +34,9 @@ from realtime.extractors.vad import (
     SegmentEnd,
     SegmentStart,
 )
+from realtime.outlets import Outlet
 from realtime.publisher import Publisher
 from realtime.queues import DropOldestQueue
-from realtime.recorder import Recorder
 from realtime.sources.base import Source, SourceError
 from realtime.status import SessionStats
 from realtime.stepper import StepOutcome, StepRunner
@@ -71,15 +73,20 @@ class Pipeline:
     def __init__(
         self, options: PipelineOptions, sources: list[Source], engine: Engine,
         extractors: Extractors, publisher: Publisher | None = None,
-        recorder: Recorder | None = None, clock: StreamClock | None = None, live: bool = True,
+        outlets: list[Outlet] | None = None, clock: StreamClock | None = None, live: bool = True,
         on_message: Callable[[messages.Message], None] | None = None,
+        frame_sink: Callable[[np.ndarray, tuple[int, int, int, int] | None], None] | None = None,
     ) -> None:  # fmt: skip
         self.options = options
         self.sources = sources
         self.engine = engine
         self.extractors = extractors
         self.publisher = publisher
-        self.recorder = recorder
+        # Everything a message goes to: the publisher first, then recorders, LSL, ...
+        self.outlets: list[Outlet] = ([publisher] if publisher is not None else []) + list(
+            outlets or []
+        )
+        self.frame_sink = frame_sink  # the in-process camera preview, when there is one
         self.clock = clock or StreamClock()
         self.live = live
         self.on_message = on_message
@@ -163,8 +170,9 @@ class Pipeline:
         alive = [t.name for t in self._threads if t.is_alive()]
         if alive:
             log.warning("threads still running after %.1f s: %s", timeout_s, ", ".join(alive))
-        if self.recorder is not None:
-            self.recorder.close()
+        for outlet in self.outlets:
+            if outlet is not self.publisher:  # the session owns the socket and closes it last
+                outlet.close()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """True once the session has ended (end of input, --duration, or stop)."""
@@ -204,7 +212,10 @@ class Pipeline:
                 self._core_q.put(("eos", "video"))
                 return
             frame, avail_s = item
-            self._core_q.put(("face", face.process(frame), avail_s))
+            obs = face.process(frame)
+            self._core_q.put(("face", obs, avail_s))
+            if self.frame_sink is not None:
+                self.frame_sink(frame.image, obs.box)
             self.stats.frame_done()
 
     def _audio_worker(self) -> None:
@@ -351,13 +362,11 @@ class Pipeline:
 
     # ------------------------------------------------------------------ publishing
     def _emit(self, msg: messages.Message) -> None:
-        if self.publisher is not None:
-            self.publisher.send(msg)
-        if self.recorder is not None:
+        for outlet in self.outlets:
             try:
-                self.recorder.write(msg)
-            except OSError as exc:  # a full disk must not stop the live stream
-                self.stats.error(f"recording: {exc}")
+                outlet.send(msg)
+            except Exception as exc:  # a full disk or a broken outlet must not stop the stream
+                self.stats.error(f"{type(outlet).__name__}: {exc}")
         if self.on_message is not None:
             self.on_message(msg)
 

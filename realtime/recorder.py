@@ -42,7 +42,7 @@ class Recorder:
             self._utts.writerow(UTTERANCE_COLUMNS)
         self.closed = False
 
-    def write(self, msg: messages.Message) -> None:
+    def send(self, msg: messages.Message) -> None:
         if self.closed:
             return
         payload = msg.to_dict()

@@ -107,7 +107,7 @@ class Session:
         self.extractors = extractors or Extractors.load(with_face=with_face)
         self.pipeline = Pipeline(
             options.pipeline, self.sources, self.engine, self.extractors,
-            publisher=self.publisher, recorder=self.recorder, clock=self.clock,
+            publisher=self.publisher, outlets=[self.recorder] if self.recorder else [], clock=self.clock,
             live=options.inputs.live,
         )  # fmt: skip
 
