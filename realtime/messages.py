@@ -25,7 +25,8 @@ SCHEMA_PATH = Path(__file__).with_name("schema") / "messages.schema.json"
 TOPIC_STEP = "msrg.step"
 TOPIC_UTTERANCE = "msrg.utterance"
 TOPIC_STATUS = "msrg.status"
-TOPICS = (TOPIC_STEP, TOPIC_UTTERANCE, TOPIC_STATUS)
+TOPIC_MARKER = "msrg.marker"
+TOPICS = (TOPIC_STEP, TOPIC_UTTERANCE, TOPIC_STATUS, TOPIC_MARKER)
 
 MODALITIES = ("text", "audio", "visual")
 INTENSITY_MIN, INTENSITY_MAX = -3.0, 3.0
@@ -37,6 +38,7 @@ LABELS = ("negative", "neutral", "positive")
 SOURCE_STATES = ("ok", "lost", "off", "ended")  # off: not configured; ended: a file ran out
 MAX_STREAM_S = 1e9  # ~31 years: a stream time beyond this is corrupt, and plots lose precision
 MAX_COUNT = 2**53 - 1  # integers stay exact in every JSON reader (JavaScript included)
+MAX_MARKER_CHARS = 1_000  # an event marker is a label or a short JSON object, not a document
 MAX_FRAME_BYTES = 1 << 20  # a real message is < 2 KiB; anything near this is garbage or an attack
 
 
@@ -184,7 +186,7 @@ _NESTED = {
 }
 
 
-# --- the three messages ---------------------------------------------------------------------------
+# --- the four messages ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -333,11 +335,29 @@ class StatusMessage(_Message):
         _typed("security", self.security, Security)
 
 
-Message = StepMessage | UtteranceMessage | StatusMessage
+@dataclass(frozen=True)
+class MarkerMessage(_Message):
+    """An event marker from outside the monitor (an experimenter's LSL stream), on stream time."""
+
+    t_stream: float  # the marker's own timestamp, mapped to stream seconds
+    source: str  # where it came from, e.g. the LSL stream name
+    value: str  # the marker as sent (a label, a trial number, JSON...)
+
+    TOPIC = TOPIC_MARKER
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _number("t_stream", self.t_stream, 0.0, MAX_STREAM_S)
+        _string("source", self.source, non_empty=True, max_len=256)
+        _string("value", self.value, max_len=MAX_MARKER_CHARS)
+
+
+Message = StepMessage | UtteranceMessage | StatusMessage | MarkerMessage
 MESSAGE_TYPES: dict[str, type[_Message]] = {
     TOPIC_STEP: StepMessage,
     TOPIC_UTTERANCE: UtteranceMessage,
     TOPIC_STATUS: StatusMessage,
+    TOPIC_MARKER: MarkerMessage,
 }
 
 

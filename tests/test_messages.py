@@ -101,6 +101,12 @@ INVALID = [
     (m.TOPIC_STATUS, "security", {}),
     (m.TOPIC_STATUS, "sanitised.audio", 0.5),
     (m.TOPIC_STATUS, "engine_note", 3),
+    (m.TOPIC_MARKER, "t_stream", -0.1),
+    (m.TOPIC_MARKER, "t_stream", _DELETE),
+    (m.TOPIC_MARKER, "source", ""),
+    (m.TOPIC_MARKER, "value", 7),
+    (m.TOPIC_MARKER, "value", "x" * (m.MAX_MARKER_CHARS + 1)),
+    (m.TOPIC_MARKER, "label", "stimulus"),
 ]
 
 
@@ -205,3 +211,11 @@ def test_messages_module_imports_stdlib_only() -> None:
         "sys.exit(1 if bad else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_marker_keeps_its_text_and_stream_time() -> None:
+    marker = m.MarkerMessage(session="s", seq=3, t_emit=1.0, t_stream=12.5, source="PsychoPy",
+                             value='{"trial": 4, "event": "onset"}')
+    got = m.decode_message(m.encode(m.TOPIC_MARKER, marker))
+    assert got == marker
+    _validator(m.TOPIC_MARKER).validate(marker.to_dict())

@@ -2,7 +2,8 @@
 
 Every plot item is created once in the constructor; a timer calls `refresh()`, which pushes the
 current window of data with `setData` only when the history changed since the last frame.
-Provisional steps (no `final` revision yet) are drawn as a dashed, lighter line.
+Provisional steps (no `final` revision yet) are drawn as a dashed, lighter line. Experimenter
+markers are vertical lines labelled with their text, from a pool of lines reused frame to frame.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from realtime.messages import NEUTRAL_BAND, Message, UtteranceMessage
+from realtime.messages import NEUTRAL_BAND, MarkerMessage, Message, UtteranceMessage
 from ui.history import WINDOWS_S, History, write_utterances_csv
 from ui.preview import CameraPreview, FrameSlot
 from ui.widgets import (
@@ -49,6 +50,8 @@ from ui.widgets import (
 log = logging.getLogger(__name__)
 FINAL_PEN = "#e6edf3"
 PROVISIONAL_PEN = "#e3b341"  # amber and dashed: this part may still change
+MARKER_PEN = "#39c5cf"  # cyan: no label or modality uses it
+MAX_MARKER_LINES = 100  # the newest markers in the window; more would be an unreadable comb
 REFRESH_MS = 33
 WEIGHT_SAMPLES = 400  # ~30 frames/s: smooth scrolling, and well under the 100 ms drawing-lag target
 
@@ -72,6 +75,8 @@ class DashboardWindow(QMainWindow):
         self._drawn_version = -1
         self._drawn_utterances = -1
         self._drawn_spans: tuple[int, float] = (-1, 0.0)
+        self._drawn_markers: tuple[int, float] = (-1, 0.0)
+        self.marker_lines: list[pg.InfiniteLine] = []  # a pool: grown on demand, then reused
         self._drawn_status: object = None
         self.setWindowTitle(title)
         self.resize(1280, 860)
@@ -297,6 +302,9 @@ class DashboardWindow(QMainWindow):
         if (h.utterance_version, self.window_s) != self._drawn_spans:
             self._drawn_spans = (h.utterance_version, self.window_s)
             self._draw_spans(latest - self.window_s)
+        if (h.marker_version, self.window_s) != self._drawn_markers:
+            self._drawn_markers = (h.marker_version, self.window_s)
+            self._draw_markers(h.markers(since_t=latest - self.window_s)[-MAX_MARKER_LINES:])
         step = h.latest_step
         self.gauge.set_value(None if step is None else step.intensity,
                              provisional=step is not None and not step.final)
@@ -328,6 +336,22 @@ class DashboardWindow(QMainWindow):
             x0=[u.t_start for u in utts], x1=[u.t_end for u in utts],
             y0=[-3.0] * len(utts), height=[6.0] * len(utts),
             brushes=[_SPAN_BRUSHES[u.label] for u in utts])
+
+    def _draw_markers(self, markers: list[MarkerMessage]) -> None:
+        while len(self.marker_lines) < len(markers):
+            pen = pg.mkPen(MARKER_PEN, width=1, style=Qt.PenStyle.DashLine)
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pen, label="", labelOpts={
+                "position": 0.96, "color": MARKER_PEN, "anchors": [(0, 0), (0, 0)]})
+            self.intensity_plot.addItem(line, ignoreBounds=True)
+            self.marker_lines.append(line)
+        for i, line in enumerate(self.marker_lines):
+            if i < len(markers):
+                mk = markers[i]
+                line.setPos(mk.t_stream)
+                # The label is a str.format template: braces in a marker's text must be doubled.
+                line.label.setFormat(mk.value[:40].replace("{", "{{").replace("}", "}}"))
+                line.setToolTip(f"{mk.source}: {mk.value}")
+            line.setVisible(i < len(markers))
 
     def _show_status(self) -> None:
         s = self.history.status
@@ -407,7 +431,8 @@ def _intensity_title() -> str:
     return (f"<span style='color:{FOREGROUND}'>Sentiment intensity per time step</span>"
             f"&nbsp;&nbsp;<span style='color:{FINAL_PEN}'>━ final</span>"
             f"&nbsp;<span style='color:{PROVISIONAL_PEN}'>┅ provisional</span>"
-            f"&nbsp;&nbsp;utterances: {spans}")
+            f"&nbsp;&nbsp;utterances: {spans}"
+            f"&nbsp;&nbsp;<span style='color:{MARKER_PEN}'>┆ marker</span>")
 
 
 def _ms(value: float | None) -> str:

@@ -1,4 +1,4 @@
-"""What the dashboard remembers: bounded step, utterance and status history. Qt-free.
+"""What the dashboard remembers: bounded step, utterance, marker and status history. Qt-free.
 
 Steps live in column arrays sorted by `seq` so that a plot window is one slice, not a loop over
 objects: the GUI timer asks for the last 30/60/300 s many times a second. A revision (same `seq`,
@@ -19,6 +19,7 @@ import numpy as np
 
 from realtime.messages import (
     MODALITIES,
+    MarkerMessage,
     Message,
     StatusMessage,
     StepMessage,
@@ -35,9 +36,11 @@ class HistoryOptions:
     max_window_s: float = max(WINDOWS_S)  # steps older than this behind the newest are dropped
     max_steps: int = 20_000  # hard cap whatever the step rate (300 s at up to ~60 Hz)
     max_utterances: int = 1_000
+    max_markers: int = 1_000  # experimenter markers kept (oldest dropped first)
 
     def __post_init__(self) -> None:
-        if self.max_window_s <= 0 or self.max_steps < 2 or self.max_utterances < 1:
+        if (self.max_window_s <= 0 or self.max_steps < 2 or self.max_utterances < 1
+                or self.max_markers < 1):
             raise ValueError(f"invalid history options {self}")
 
 
@@ -72,10 +75,12 @@ class History:
         self._n = 0
         self._row: dict[int, int] = {}  # seq -> row
         self._utterances: dict[int, UtteranceMessage] = {}
+        self._markers: dict[int, MarkerMessage] = {}  # seq -> marker
         self.latest_step: StepMessage | None = None
         self.status: StatusMessage | None = None
         self.stale_revisions = 0
         self.utterance_version = getattr(self, "utterance_version", 0) + 1
+        self.marker_version = getattr(self, "marker_version", 0) + 1
         self.version = getattr(self, "version", 0) + 1
 
     # --- input ------------------------------------------------------------------------------------
@@ -90,6 +95,8 @@ class History:
             changed = self._apply_step(msg)
         elif isinstance(msg, UtteranceMessage):
             changed = self._apply_utterance(msg)
+        elif isinstance(msg, MarkerMessage):
+            changed = self._apply_marker(msg)
         else:
             self.status = msg
             changed = True
@@ -157,6 +164,15 @@ class History:
             del self._utterances[min(self._utterances)]
         return True
 
+    def _apply_marker(self, mk: MarkerMessage) -> bool:
+        if mk.seq in self._markers:
+            return False  # a duplicate
+        self._markers[mk.seq] = mk
+        self.marker_version += 1
+        while len(self._markers) > self.options.max_markers:
+            del self._markers[min(self._markers)]
+        return True
+
     # --- output -----------------------------------------------------------------------------------
 
     @property
@@ -190,6 +206,11 @@ class History:
         if since_t is not None:
             items = [u for u in items if u.t_end >= since_t]
         return items[::-1]
+
+    def markers(self, since_t: float | None = None) -> list[MarkerMessage]:
+        """Oldest first; with `since_t`, only those at or after that stream time."""
+        items = sorted(self._markers.values(), key=lambda mk: (mk.t_stream, mk.seq))
+        return items if since_t is None else [mk for mk in items if mk.t_stream >= since_t]
 
 
 CSV_COLUMNS = ("utterance_id", "t_start", "t_end", "transcript", "utterance_intensity",

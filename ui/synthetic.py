@@ -2,7 +2,8 @@
 
 It follows the pipeline's emission pattern: each step goes out provisional (revision 0) at once and
 again as final (revision 1, nudged by its words when it lies in speech) once the ASR has caught
-up `settle_steps` later; an utterance result follows its end; status goes out every second.
+up `settle_steps` later; an utterance result follows its end; status goes out every second; an
+experimenter's marker ("stimulus N") arrives half a second before each utterance starts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 from dataclasses import dataclass
 
 from realtime.messages import (
+    MarkerMessage,
     Message,
     ModalityWeights,
     Presence,
@@ -78,7 +80,7 @@ def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple
     out: list[tuple[float, Message]] = []
     provisional: list[StepMessage] = []
     base = 0.0
-    utt_seq = status_seq = 0
+    utt_seq = status_seq = marker_seq = 0
     for k in range(n_steps):
         t0, t1 = k * hop, (k + 1) * hop
         span = next((s for s in plan if s[0] <= t0 < s[1]), None)
@@ -101,6 +103,12 @@ def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple
             in_speech = old.present.audio
             out.append((t1, _finalise(old, in_speech, rng, opts.t0_unix + t1 + 0.1)))
         for s0, s1, label in plan:
+            if s0 - 0.5 <= t1 < s0 - 0.5 + hop:  # the stimulus that prompts the utterance
+                out.append((t1, MarkerMessage(
+                    session=opts.session, seq=marker_seq, t_emit=opts.t0_unix + t1 + 0.01,
+                    t_stream=round(s0 - 0.5, 3), source="synthetic-markers",
+                    value=f"stimulus {marker_seq + 1}")))
+                marker_seq += 1
             if s1 <= t1 < s1 + hop:  # pause detected right after the span ends
                 out.append((t1, _utterance(opts, utt_seq, s0, s1, label, rng, t1)))
                 utt_seq += 1
