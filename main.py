@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from realtime.lsl import LslOptions
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import DEFAULT_ENDPOINT, PublisherOptions
 from realtime.session import DEFAULT_CHECKPOINT, InputOptions, SessionOptions
@@ -79,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write messages.jsonl, steps.csv, utterances.csv here",
     )
+    out.add_argument(
+        "--lsl", action="store_true", help="also publish steps and utterances as LSL streams"
+    )
+    out.add_argument(
+        "--lsl-markers",
+        metavar="NAME",
+        help="record the LSL marker stream NAME and show it on the plot (see docs/lsl.md)",
+    )
+    out.add_argument(
+        "--lsl-name",
+        default=LslOptions.name,
+        metavar="NAME",
+        help=f"name of the LSL streams, one per monitor (default {LslOptions.name})",
+    )
     model = p.add_argument_group("model")
     model.add_argument("--engine", default="auto", choices=["auto", "onnx", "tensorrt", "eager"])
     model.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH")
@@ -116,8 +131,10 @@ def options_from(args: argparse.Namespace) -> SessionOptions:
     publish = PublisherOptions(
         endpoint=args.publish, curve_keys=args.curve_keys, insecure=args.insecure
     )
+    lsl = LslOptions(outlets=args.lsl, markers_from=args.lsl_markers, name=args.lsl_name)
     return SessionOptions(inputs=inputs, engine=args.engine, checkpoint=args.checkpoint,
-                          publish=publish, record_dir=args.record, pipeline=pipeline)  # fmt: skip
+                          publish=publish, record_dir=args.record, pipeline=pipeline,
+                          lsl=lsl)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

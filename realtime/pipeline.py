@@ -174,6 +174,12 @@ class Pipeline:
             if outlet is not self.publisher:  # the session owns the socket and closes it last
                 outlet.close()
 
+    def inject(self, msg: messages.Message) -> None:
+        """Publish a message made outside the pipeline (an LSL marker), from any thread. It goes
+        through the core queue: outlets (a ZeroMQ socket, the recorder) are not thread-safe, so
+        only the core thread calls them. Messages injected after the core has ended are dropped."""
+        self._core_q.put(("emit", msg))
+
     def wait(self, timeout_s: float | None = None) -> bool:
         """True once the session has ended (end of input, --duration, or stop)."""
         return self.finished.wait(timeout_s)
@@ -308,6 +314,8 @@ class Pipeline:
                 aligner.set_words(result.t_start_s, result.t_end_s, item[2])
                 if result.final:
                     tracker.transcribed(result.segment_id, result.words)
+            elif kind == "emit":
+                self._emit(item[1])
             elif kind == "eos":
                 ended.add(item[1])
                 if item[1] == "audio":

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from realtime.clock import StreamClock
 from realtime.extractors import Extractors
+from realtime.lsl import LslError, LslMarkerInlet, LslOptions, LslOutlet
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import Publisher, PublisherError, PublisherOptions
 from realtime.recorder import Recorder, RecorderError
@@ -54,6 +55,7 @@ class SessionOptions:
     publish: PublisherOptions = field(default_factory=PublisherOptions)
     record_dir: Path | None = None
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
+    lsl: LslOptions = field(default_factory=LslOptions)
 
 
 def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
@@ -94,20 +96,32 @@ class Session:
         self.sources = _sources(options.inputs, self.clock)
         self.publisher = None
         self.recorder = None
+        self.lsl_outlet: LslOutlet | None = None
+        self.lsl_markers: LslMarkerInlet | None = None
         try:
             self.publisher = Publisher(options.publish)
             if options.record_dir is not None:
                 self.recorder = Recorder(options.record_dir)
-        except (PublisherError, RecorderError) as exc:
+            # Before the models load: LSL consumers connect while they do, and a missing
+            # marker stream fails in seconds rather than after the load.
+            if options.lsl.outlets:
+                self.lsl_outlet = LslOutlet(options.lsl, self.clock, options.pipeline.step_hz,
+                                            options.pipeline.session)  # fmt: skip
+            if options.lsl.markers_from is not None:
+                self.lsl_markers = LslMarkerInlet(
+                    options.lsl, self.clock, options.pipeline.session,
+                    publish=lambda msg: self.pipeline.inject(msg))  # fmt: skip
+        except (PublisherError, RecorderError, LslError) as exc:
             self.close_outputs()
             raise SessionError(str(exc)) from None
         # Files reveal their streams only when opened; the face model is cheap, so load it
         # unless the input is a microphone alone.
         with_face = not (options.inputs.live and options.inputs.camera is None)
         self.extractors = extractors or Extractors.load(with_face=with_face)
+        outlets = [o for o in (self.recorder, self.lsl_outlet) if o is not None]
         self.pipeline = Pipeline(
             options.pipeline, self.sources, self.engine, self.extractors,
-            publisher=self.publisher, outlets=[self.recorder] if self.recorder else [], clock=self.clock,
+            publisher=self.publisher, outlets=outlets, clock=self.clock,
             live=options.inputs.live,
         )  # fmt: skip
 
@@ -122,12 +136,20 @@ class Session:
         except SourceError as exc:
             self.stop()
             raise SessionError(str(exc)) from None
+        if self.lsl_markers is not None:
+            self.lsl_markers.start()  # now: markers map onto the stream clock started above
 
     def stop(self) -> None:
+        if self.lsl_markers is not None:
+            self.lsl_markers.close()  # first: it injects into the pipeline
         self.pipeline.stop()
         self.close_outputs()
 
     def close_outputs(self) -> None:
+        if self.lsl_markers is not None:
+            self.lsl_markers.close()
+        if self.lsl_outlet is not None:
+            self.lsl_outlet.close()
         if self.recorder is not None:
             self.recorder.close()
         if self.publisher is not None:
