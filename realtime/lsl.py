@@ -160,6 +160,9 @@ class LslOutlet:
         self.closed = False
         log.info("LSL streams %r (Affect, %g Hz) and %r (Markers) are up", steps_name, step_hz,
                  utt_name)  # fmt: skip
+        # Unlike the ZeroMQ feed (loopback by default), LSL announces itself to the whole site.
+        log.warning("LSL streams are unencrypted and visible across liblsl's resolve scope "
+                    "(the site by default; set it in lsl_api.cfg, see docs/lsl.md)")  # fmt: skip
 
     def send(self, msg: messages.Message) -> None:
         with self._lock:

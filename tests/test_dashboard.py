@@ -154,6 +154,27 @@ def test_insecure_publisher_is_shown_in_red(qtbot, publisher: Publisher, dashboa
     assert "bound beyond loopback at tcp://0.0.0.0:5556" in window.status_text()
 
 
+def test_markers_are_drawn_as_labelled_lines(qtbot, publisher: Publisher, dashboard) -> None:
+    window, sub = dashboard
+    _join(qtbot, publisher, sub)
+    msgs = _msgs()
+    markers = [x for x in msgs if x.TOPIC == m.TOPIC_MARKER]
+    publisher.send(msgs)
+    qtbot.waitUntil(lambda: len(window.history.markers()) == len(markers) >= 3, timeout=5000)
+    window.refresh()
+    shown = [line for line in window.marker_lines if line.isVisible()]
+    assert [line.value() for line in shown] == [mk.t_stream for mk in markers]
+    assert [line.label.toPlainText() for line in shown] == [mk.value for mk in markers]
+    pool = len(window.marker_lines)
+    window.set_window(10.0)  # only the markers of the newest 10 s stay; the pool is reused
+    window.refresh()
+    latest = window.history.latest_time
+    recent = [mk for mk in markers if mk.t_stream >= latest - 10.0]
+    assert [line.value() for line in window.marker_lines if line.isVisible()] == [
+        mk.t_stream for mk in recent]
+    assert len(window.marker_lines) == pool
+
+
 def test_reconnects_after_publisher_restart(qtbot, publisher: Publisher, dashboard) -> None:
     window, sub = dashboard
     _join(qtbot, publisher, sub)
