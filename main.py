@@ -13,7 +13,6 @@ import logging
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
 from realtime.lsl import LslOptions
@@ -160,8 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from realtime.session import Session, SessionError, console_line
 
+    dashboard = _dashboard_wanted(args)
+    preview = None
+    if dashboard and options.inputs.camera is not None:
+        from ui.frame_slot import FrameSlot
+
+        preview = FrameSlot()  # the camera preview: only when capture runs in this process
     try:
-        session = Session(options)
+        session = Session(options, frame_sink=preview.push if preview else None)
         session.start()
     except SessionError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -174,10 +179,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    dashboard = None if args.headless else _dashboard_runner(session, stop)
     try:
-        if dashboard is not None:
-            dashboard()
+        if dashboard:
+            _run_dashboard(session, stop, preview)
         else:
             while not stop.is_set() and not session.pipeline.wait(1.0):
                 print(console_line(session.pipeline), flush=True)
@@ -190,30 +194,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _dashboard_runner(session, stop: threading.Event):
-    """The dashboard in this process, or None (with one line saying why) when it cannot open."""
-    try:
-        from ui.options import DashboardOptions
+def _dashboard_wanted(args: argparse.Namespace) -> bool:
+    """Whether to open the dashboard; says in one line why not when there is no screen."""
+    if args.headless:
+        return False
+    from ui.app import display_available
 
-        from ui import display_available, run_dashboard
-    except ImportError as exc:
-        log.warning("dashboard unavailable (%s): running headless", exc)
-        return None
     if not display_available():
-        log.warning(
-            "no display found: running headless (the dashboard needs a screen; try python -m ui on one)"
-        )
-        return None
+        log.warning("no display found: running headless (use --headless to silence this line)")
+        return False
+    return True
 
-    def run() -> None:
-        # Close the window when the session ends or a signal arrives.
-        options = DashboardOptions(connect=session.endpoint)
-        run_dashboard(
-            options, should_quit=lambda: stop.is_set() or session.pipeline.finished.is_set()
-        )
-        time.sleep(0)
 
-    return run
+def _run_dashboard(session, stop: threading.Event, preview) -> None:
+    from ui.app import DashboardOptions, run_dashboard
+
+    def should_quit() -> bool:
+        return stop.is_set() or session.pipeline.finished.is_set()
+
+    run_dashboard(
+        DashboardOptions(connect=session.endpoint), preview=preview, should_quit=should_quit
+    )
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
 
         return [demo_source(realtime=True, clock=clock)]
     if inputs.video is not None:
+        if not inputs.video.is_file():  # say so now, not after the models have loaded
+            raise SessionError(f"media file {inputs.video} not found; check the path (or try --demo)")
         return [MediaFileSource(MediaFileOptions(inputs.video, realtime=inputs.realtime), clock)]
     sources: list[Source] = []
     if inputs.camera is not None:
@@ -76,24 +78,26 @@ def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
         from realtime.sources.microphone import MicrophoneOptions, MicrophoneSource
 
         device = int(inputs.mic) if inputs.mic is not None and inputs.mic.isdigit() else inputs.mic
-        sources.append(MicrophoneSource(MicrophoneOptions(device=device), clock))
+        sources.append(MicrophoneSource(clock, MicrophoneOptions(device=device)))
     return sources
 
 
 class Session:
-    def __init__(self, options: SessionOptions, extractors: Extractors | None = None) -> None:
+    def __init__(
+        self, options: SessionOptions, extractors: Extractors | None = None, frame_sink=None
+    ) -> None:
         from engines import load_engine
         from engines.base import EngineError
         from msrg.checkpoint import CheckpointError
 
         self.options = options
         self.clock = StreamClock()
+        self.sources = _sources(options.inputs, self.clock)
         try:
             self.engine = load_engine(options.engine, options.checkpoint)
         except (CheckpointError, EngineError) as exc:
             raise SessionError(str(exc)) from None
         log.info("engine: %s (%s)", self.engine.name, self.engine.selection_note)
-        self.sources = _sources(options.inputs, self.clock)
         self.publisher = None
         self.recorder = None
         self.lsl_outlet: LslOutlet | None = None
@@ -122,7 +126,7 @@ class Session:
         self.pipeline = Pipeline(
             options.pipeline, self.sources, self.engine, self.extractors,
             publisher=self.publisher, outlets=outlets, clock=self.clock,
-            live=options.inputs.live,
+            live=options.inputs.live, frame_sink=frame_sink,
         )  # fmt: skip
 
     @property

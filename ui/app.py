@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,10 +50,15 @@ def display_available() -> bool:
     return True  # macOS and Windows always have a window system
 
 
-def run_dashboard(options: DashboardOptions, preview: FrameSlot | None = None) -> int:
+def run_dashboard(
+    options: DashboardOptions, preview: FrameSlot | None = None,
+    should_quit: Callable[[], bool] | None = None,
+) -> int:  # fmt: skip
     """Open the window and run the Qt event loop until it closes; returns the exit status.
 
-    Call from the main thread. `preview` is given only when capture runs in this process.
+    Call from the main thread. `preview` is given only when capture runs in this process;
+    `should_quit` is polled (5 Hz) so an in-process session can close the window when it ends
+    or on Ctrl-C (Python signal handlers only run when the interpreter gets control).
     """
     # Qt and zmq are imported here so that `import ui.app` stays cheap for a headless main.py.
     import zmq
@@ -90,6 +96,10 @@ def run_dashboard(options: DashboardOptions, preview: FrameSlot | None = None) -
                     status["code"] = 1
             window.close()
         QTimer.singleShot(int(options.duration_s * 1000), finish)
+    if should_quit is not None:
+        poll = QTimer(window)
+        poll.timeout.connect(lambda: window.close() if should_quit() else None)
+        poll.start(200)
     # PyQt aborts the process on an exception escaping a slot unless sys.excepthook is replaced;
     # the monitor must stay up, so log it instead (for the event loop's lifetime only).
     previous_hook, sys.excepthook = sys.excepthook, _log_unhandled
