@@ -1,6 +1,7 @@
 """Inference engines for MSRG behind one contract (see engines/base.py and docs/engines.md).
 
     engine = load_engine("auto", "model.pt")   # TensorRT > ONNX Runtime > eager, logged
+    engine = load_engine("triton", "model.pt", triton_url="host:8001")  # never chosen by auto
     state = engine.initial_state(1)
     result, state = engine.step(state, StepInputs(text, audio, visual, mask))
 
@@ -32,19 +33,22 @@ __all__ = [
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
-KINDS = ("auto", "onnx", "tensorrt", "eager")
+KINDS = ("auto", "onnx", "tensorrt", "eager", "triton")
 
 
 def load_engine(
     kind: str, checkpoint: str | Path, *, batch_size: int = 1, threads: int | None = None,
     fp16: bool = False, cache_dir: str | Path | None = None, rebuild: bool = True,
+    triton_url: str | None = None,
 ) -> Engine:  # fmt: skip
-    """Load `checkpoint` into the engine `kind` (auto | onnx | tensorrt | eager).
+    """Load `checkpoint` into the engine `kind` (auto | onnx | tensorrt | eager | triton).
 
     batch_size: streams per step (fixes TensorRT's compiled shapes; ONNX accepts any batch).
     threads: CPU intra-op threads (ONNX Runtime default 1; eager: torch.set_num_threads).
     fp16: TensorRT only. cache_dir: where artefacts go instead of beside the checkpoint.
     rebuild: False refuses stale or corrupted artefacts (ArtefactError) instead of rebuilding.
+    triton_url: HOST:PORT of the Triton server's gRPC endpoint (triton only; default
+    127.0.0.1:8001). The server must serve a repository written for this checkpoint.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown engine {kind!r}; choose one of {', '.join(KINDS)}")
@@ -53,6 +57,14 @@ def load_engine(
     from msrg.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
+    if kind == "triton":
+        from engines import triton
+
+        engine = triton.connect(loaded, triton_url or triton.DEFAULT_URL)
+        log.info("engine: %s", engine.describe())
+        return engine
+    if triton_url is not None:
+        log.warning("triton_url applies to the triton engine only; ignored for %s", kind)
     if kind == "auto":
         return _load_auto(loaded, batch_size, threads, fp16, cache_dir, rebuild)
     engine = _load(kind, loaded, batch_size, threads, fp16, cache_dir, rebuild)

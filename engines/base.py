@@ -5,10 +5,12 @@ Callers hold an `Engine` and never branch on which one it is:
     state = engine.initial_state(batch_size)          # opaque value
     result, state = engine.step(state, StepInputs(...))
     summary = engine.utterance(UtteranceInputs(...))
+    engine.close(state)                               # the streams are over (no-op but Triton)
 
 Inputs and results are frozen records of float32 NumPy arrays; no torch or ONNX Runtime type ever
 crosses this boundary. States are values: `step` never changes the state passed in, so a caller may
-keep the state of the last final step and re-run a provisional tail from it.
+keep the state of the last final step and re-run a provisional tail from it. (The Triton engine
+keeps state on the server and honours this only for its recent states: see engines/triton.py.)
 
 This module imports NumPy only, so `import engines` stays light.
 """
@@ -178,6 +180,12 @@ class Engine(ABC):
         """ULF + SIM over each stream's utterance. Longer than L = config.max_utterance_steps:
         only the last L steps are used (the same on every engine, so results agree)."""
         return self._utterance(self._keep_last_steps(inputs))
+
+    def close(self, state: EngineState) -> None:
+        """The streams of `state` are over. Engines whose state lives in the process do nothing;
+        the Triton engine ends the streams' sequences so the server frees their state. Calling
+        it is always safe, so callers need not know which engine they hold."""
+        return None
 
     # ----------------------------------------------------------------- for subclasses
     @abstractmethod
