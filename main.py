@@ -94,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"name of the LSL streams, one per monitor (default {LslOptions.name})",
     )
     model = p.add_argument_group("model")
-    model.add_argument("--engine", default="auto", choices=["auto", "onnx", "tensorrt", "eager"])
+    model.add_argument(
+        "--engine", default="auto", choices=["auto", "onnx", "tensorrt", "eager", "triton"]
+    )
+    model.add_argument("--triton-url", metavar="HOST:PORT", help="Triton gRPC (--engine triton)")
     model.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH")
     run = p.add_argument_group("timing")
     run.add_argument(
@@ -132,6 +135,7 @@ def options_from(args: argparse.Namespace) -> SessionOptions:
     )
     lsl = LslOptions(outlets=args.lsl, markers_from=args.lsl_markers, name=args.lsl_name)
     return SessionOptions(inputs=inputs, engine=args.engine, checkpoint=args.checkpoint,
+                          triton_url=args.triton_url,
                           publish=publish, record_dir=args.record, pipeline=pipeline,
                           lsl=lsl)  # fmt: skip
 

@@ -304,4 +304,8 @@ class TritonEngine(Engine):
 def connect(loaded: Any, url: str = DEFAULT_URL) -> TritonEngine:
     """`loaded` is a msrg.checkpoint.LoadedCheckpoint; its config and digest must match the
     server's repository."""
-    return TritonEngine(loaded.config, loaded.digest, TritonOptions(url=url))
+    try:
+        options = TritonOptions(url=url)
+    except ValueError as exc:  # a usage error, reported like the other engine errors
+        raise EngineError(str(exc)) from None
+    return TritonEngine(loaded.config, loaded.digest, options)

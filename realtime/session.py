@@ -52,6 +52,7 @@ class SessionOptions:
     inputs: InputOptions
     engine: str = "auto"
     checkpoint: Path = DEFAULT_CHECKPOINT
+    triton_url: str | None = None  # HOST:PORT of a Triton server (engine "triton")
     publish: PublisherOptions = field(default_factory=PublisherOptions)
     record_dir: Path | None = None
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
@@ -94,7 +95,9 @@ class Session:
         self.clock = StreamClock()
         self.sources = _sources(options.inputs, self.clock)
         try:
-            self.engine = load_engine(options.engine, options.checkpoint)
+            self.engine = load_engine(
+                options.engine, options.checkpoint, triton_url=options.triton_url
+            )
         except (CheckpointError, EngineError) as exc:
             raise SessionError(str(exc)) from None
         log.info("engine: %s (%s)", self.engine.name, self.engine.selection_note)
