@@ -120,13 +120,15 @@ def _inputs_key(face_video: Path) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _speech_track() -> tuple[np.ndarray, list[SpokenLine]]:
+def _speech_track(
+    sentences: tuple[DemoSentence, ...] = DEMO_SENTENCES,
+) -> tuple[np.ndarray, list[SpokenLine]]:
     """(N,) float32 at SAMPLE_RATE_HZ: lead-in, then every sentence followed by a pause."""
     from realtime.tts import SpeechSynthesisError, silence, synthesize_speech
 
     parts, lines = [silence(LEAD_IN_S)], []
     t_s = LEAD_IN_S
-    for sentence in DEMO_SENTENCES:
+    for sentence in sentences:
         try:
             speech = synthesize_speech(sentence.text)
         except SpeechSynthesisError as exc:
@@ -170,6 +172,17 @@ def _mux(face_video: Path, speech_wav: Path, duration_s: float, out_path: Path) 
         )
     finally:
         one_loop.unlink(missing_ok=True)
+
+
+def make_clip(sentences: tuple[DemoSentence, ...], out_path: Path) -> list[SpokenLine]:
+    """A clip like the demo's with other sentences (for tests and examples); not cached."""
+    from realtime.tts import write_wav
+
+    speech, lines = _speech_track(sentences)
+    with tempfile.TemporaryDirectory(prefix="affect-clip-") as tmp:
+        wav_path = write_wav(Path(tmp) / "speech.wav", speech)
+        _mux(_face_video(), wav_path, len(speech) / SAMPLE_RATE_HZ, Path(out_path))
+    return lines
 
 
 def _read_manifest(folder: Path) -> dict | None:

@@ -1,0 +1,132 @@
+"""End to end: main.py replays a generated clip (espeak-ng sentences with pauses over a real face
+video) in a subprocess, headless, publishing on a free loopback port; this test subscribes from
+its own process and checks the stream, the schema, the utterances and the recording."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+import torch
+import zmq
+
+from msrg.checkpoint import save_checkpoint
+from msrg.model import MSRG
+from realtime import messages
+from realtime.session import DEFAULT_CHECKPOINT
+from realtime.sources.demo import DemoSentence, make_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = (
+    DemoSentence("I really love this, it is wonderful and makes me happy.", "positive"),
+    DemoSentence("This is terrible, I hate it and it makes me angry.", "negative"),
+    DemoSentence("The train leaves from platform four.", "neutral"),
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,!?'\"").lower() for w in text.split() if w.strip(".,!?'\"")}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    clip = tmp / "clip.mp4"
+    lines = make_clip(SENTENCES, clip)
+    if DEFAULT_CHECKPOINT.is_file():
+        checkpoint = DEFAULT_CHECKPOINT
+    else:  # before a trained model ships, the plumbing is still checked with random weights
+        torch.manual_seed(0)
+        checkpoint = save_checkpoint(MSRG().eval(), tmp / "random.pt")
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    ctx = zmq.Context.instance()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.connect(endpoint)
+    record = tmp / "rec"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--video", str(clip), "--headless",
+         "--publish", endpoint, "--record", str(record), "--checkpoint", str(checkpoint)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    received = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if sub.poll(200):
+            received.append(sub.recv_multipart())
+        elif proc.poll() is not None:
+            while sub.poll(300):
+                received.append(sub.recv_multipart())
+            break
+    output = proc.communicate(timeout=30)[0]
+    sub.close(linger=0)
+    assert proc.returncode == 0, output[-3000:]
+    return {"lines": lines, "frames": received, "record": record, "output": output,
+            "checkpoint": checkpoint}  # fmt: skip
+
+
+def test_every_message_validates_against_the_schema(run):
+    schema = messages.load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    assert run["frames"], run["output"][-2000:]
+    for frames in run["frames"]:
+        topic, payload = messages.decode(frames)
+        validator.validate(json.loads(frames[1]))
+        assert payload["v"] == messages.SCHEMA_VERSION
+        assert topic in messages.TOPICS
+
+
+def test_step_count_matches_duration_times_rate(run):
+    steps = [messages.decode(f)[1] for f in run["frames"] if f[0] == b"msrg.step"]
+    seqs = sorted({s["seq"] for s in steps})
+    duration_s = run["lines"][-1].t_end_s + 1.5  # the clip ends after the last pause
+    assert abs(len(seqs) - duration_s * 10) <= 1
+    assert seqs == list(range(len(seqs)))
+    finals = [s for s in steps if s["final"]]
+    assert sorted(s["seq"] for s in finals) == seqs  # every step ends final, exactly once
+
+
+def test_one_utterance_per_sentence_with_its_words(run):
+    utterances = [messages.decode(f)[1] for f in run["frames"] if f[0] == b"msrg.utterance"]
+    assert len(utterances) == len(SENTENCES), [u["transcript"] for u in utterances]
+    for utt, line in zip(sorted(utterances, key=lambda u: u["t_start"]), run["lines"]):
+        expected = _words(line.text)
+        assert len(expected & _words(utt["transcript"])) >= 0.6 * len(expected), utt["transcript"]
+        assert utt["t_start"] <= line.t_start_s + 0.3 and utt["t_end"] >= line.t_end_s - 0.3
+
+
+def test_recording_matches_what_was_published(run):
+    published = [messages.decode(f)[1] for f in run["frames"]]
+    key = lambda m: json.dumps(m, sort_keys=True)
+    rows = [
+        json.loads(line) for line in (run["record"] / "messages.jsonl").read_text().splitlines()
+    ]
+    recorded = [{k: v for k, v in r.items() if k != "topic"} for r in rows]
+    assert sorted(map(key, recorded)) == sorted(map(key, published))
+    steps_csv = (run["record"] / "steps.csv").read_text().splitlines()
+    utts_csv = (run["record"] / "utterances.csv").read_text().splitlines()
+    assert len(steps_csv) - 1 == sum(1 for f in run["frames"] if f[0] == b"msrg.step")
+    assert len(utts_csv) - 1 == len(SENTENCES)
+
+
+def test_positive_sentence_scores_above_negative(run):
+    if run["checkpoint"] != DEFAULT_CHECKPOINT:
+        pytest.skip("no shipped checkpoint yet: sentiment ordering needs trained weights")
+    utterances = sorted(
+        (messages.decode(f)[1] for f in run["frames"] if f[0] == b"msrg.utterance"),
+        key=lambda u: u["t_start"],
+    )
+    assert utterances[0]["final_intensity"] > utterances[1]["final_intensity"]
