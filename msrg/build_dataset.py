@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="per-segment feature cache (default: the cache folder)",
+    )
+    parser.add_argument(
         "--limit", type=int, default=None, help="only the first N rows (for a quick look)"
     )
     args = parser.parse_args(argv)

@@ -9,7 +9,8 @@ words on the speech instead of recognising them (to measure what recognition cos
 
 The output is an MMSA-format pickle (splits train/valid/test) with `mask` and `valid` added;
 `python -m msrg.train --data OUT --preset live` trains on it. Each segment's features are cached
-(one .npz per id, keyed by the builder's settings), so an interrupted build resumes.
+(one .npz per id, in the cache folder, keyed by the builder's settings), so an interrupted build
+resumes and msrg.evaluate reuses what a build made.
 """
 
 from __future__ import annotations
@@ -232,7 +233,11 @@ def build(
 
     if options.source == "media" and (media_dir is None or not media_dir.is_dir()):
         raise DatasetError(f"--media {media_dir} is not a folder")
-    cache = (cache_dir or out.with_name(out.name + ".cache")) / options.key()
+    if cache_dir is None:
+        from realtime.cache import cache_dir as default_cache
+
+        cache_dir = default_cache() / "features"  # shared with msrg.evaluate, which reuses it
+    cache = cache_dir / options.key()
     cache.mkdir(parents=True, exist_ok=True)
     files = {
         s.id: str(cache / f"{hashlib.sha1(s.id.encode()).hexdigest()[:16]}.npz") for s in segments

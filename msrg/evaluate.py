@@ -1,0 +1,165 @@
+"""Evaluate a checkpoint on a labelled split, with features built exactly as the dataset builder
+builds them (cached), and optionally beside a ridge-regression text baseline.
+
+    python -m msrg.evaluate --checkpoint CKPT --labels LABELS.csv [--split dev|test]
+                            [--media DIR | --tts] [--transcripts] [--baseline] [--json OUT]
+
+Like msrg.build_dataset, this command reaches into realtime/ for the live extractors (inside
+main() only); the library modules of msrg/ never do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from msrg.metrics import format_table, regression_metrics
+
+log = logging.getLogger("msrg.evaluate")
+RIDGE_ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS, folds: int = 5, seed: int = 0):
+    """Ridge regression with an intercept; alpha chosen by k-fold cross-validated MAE on (x, y).
+    Returns a predict function and the chosen alpha."""
+
+    def solve(xa: np.ndarray, ya: np.ndarray, alpha: float) -> tuple[np.ndarray, float]:
+        mu, ymu = xa.mean(0), ya.mean()
+        xc = xa - mu
+        w = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (ya - ymu))
+        return w, ymu - mu @ w
+
+    order = np.random.default_rng(seed).permutation(len(y))
+    parts = np.array_split(order, folds)
+    best = None
+    for alpha in alphas:
+        errors = []
+        for k in range(folds):
+            train_idx = np.concatenate([p for j, p in enumerate(parts) if j != k])
+            w, b = solve(x[train_idx], y[train_idx], alpha)
+            errors.append(np.mean(np.abs(x[parts[k]] @ w + b - y[parts[k]])))
+        if best is None or np.mean(errors) < best[0]:
+            best = (float(np.mean(errors)), alpha)
+    alpha = best[1]
+    w, b = solve(x, y, alpha)
+    return (lambda z: np.clip(z @ w + b, -3.0, 3.0)), alpha
+
+
+def predict_checkpoint(checkpoint: Path, data) -> dict[str, np.ndarray]:
+    """Utterance-level predictions of every segment (SIM final, ULF, time-step summary)."""
+    from msrg.checkpoint import check_feature_dims, load_checkpoint
+    from msrg.train import predict
+
+    loaded = load_checkpoint(checkpoint)
+    check_feature_dims(loaded.config, data.dims, f"checkpoint {checkpoint}", "the built features")
+    return predict(loaded.model, data)
+
+
+def _json_safe(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m msrg.evaluate", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--labels", required=True, type=Path, help="id,text,label,mode (MMSA label.csv)")
+    p.add_argument("--split", default="dev", choices=["dev", "valid", "test", "train"])
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--media", type=Path, help="folder of the segments' media")
+    how.add_argument(
+        "--tts", action="store_true", help="speak the transcripts (default without --media)"
+    )
+    p.add_argument(
+        "--transcripts",
+        action="store_true",
+        help="ground-truth words instead of speech recognition",
+    )
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also fit ridge on MiniLM sentence embeddings of the train fold's transcripts",
+    )
+    p.add_argument("--json", type=Path, help="write the metrics here")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="feature cache folder (default: next to the label file's build)",
+    )
+    p.add_argument("--workers", type=int, default=2)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+    from msrg.checkpoint import CheckpointError
+    from msrg.data import DataFormatError, load_mmsa
+    from realtime.dataset_builder import BuildOptions, DatasetError, build, read_labels
+
+    split = {"dev": "valid"}.get(args.split, args.split)
+    try:
+        segments, problems = read_labels(args.labels)
+        wanted = [s for s in segments if s.split == split]
+        if not wanted:
+            raise DatasetError(f"{args.labels} has no rows of split '{args.split}'")
+        options = BuildOptions(
+            source="media" if args.media else "tts", transcripts=args.transcripts
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "features.pkl"
+            summary = build(
+                wanted,
+                options,
+                out,
+                media_dir=args.media,
+                workers=args.workers,
+                cache_dir=args.cache,
+            )
+            data = load_mmsa(out, (split,))[split]
+        preds = predict_checkpoint(args.checkpoint, data)
+    except (DatasetError, DataFormatError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rows = {
+        "MSRG (SIM final)": regression_metrics(preds["final"], data.labels),
+        "MSRG ULF only": regression_metrics(preds["utterance"], data.labels),
+        "MSRG time steps only": regression_metrics(preds["timestep"], data.labels),
+    }
+    report = {"split": args.split, "n": len(data), "skipped": {**summary["problems"]},
+              "features": options.__dict__, "checkpoint": str(args.checkpoint)}  # fmt: skip
+    if args.baseline:
+        from realtime.extractors.words import WordEmbedder
+
+        train_rows = [s for s in segments if s.split == "train" and s.text]
+        if not train_rows:
+            print("error: --baseline needs train rows in the label file", file=sys.stderr)
+            return 2
+        embedder = WordEmbedder()
+        x_train = np.stack([embedder.embed_sentence(s.text) for s in train_rows])
+        y_train = np.array([s.label for s in train_rows], np.float32)
+        ridge, alpha = fit_ridge(x_train, y_train)
+        by_id = {s.id: s for s in wanted}
+        x_eval = np.stack([embedder.embed_sentence(by_id[i].text) for i in data.ids])
+        rows[f"ridge on MiniLM(transcript), alpha {alpha:g}"] = regression_metrics(
+            ridge(x_eval), data.labels
+        )
+    print(f"{args.split}: {len(data)} segments ({len(summary['problems'])} skipped)")
+    print(format_table(rows))
+    report["metrics"] = rows
+    if args.json:
+        args.json.write_text(json.dumps(_json_safe(report), indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
