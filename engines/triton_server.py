@@ -66,7 +66,7 @@ def missing(site: Path) -> list[str]:
     """What keeps the bundled server from starting here, as short reasons (empty: nothing)."""
     gaps = []
     if not (site / "pytriton" / "tritonserver" / "bin" / "tritonserver").is_file():
-        gaps.append(f"no Triton server bundle in {site} ({INSTALL_HINT})")
+        return [f"no Triton server bundle in {site} ({INSTALL_HINT})"]  # the rest would repeat
     ver = f"{sys.version_info.major}.{sys.version_info.minor}"
     if not (site / "pytriton" / "tritonserver" / "python_backend_stubs" / ver).is_dir():
         gaps.append(f"the bundle in {site} has no Python {ver} backend stub")

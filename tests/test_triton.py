@@ -164,9 +164,9 @@ def run_eager(eager, inputs: list[StepInputs], state=None):  # noqa: ANN001, ANN
 
 @needs_server
 def test_state_carries_for_concurrent_interleaved_streams(triton, eager) -> None:  # noqa: ANN001
-    """16 streams, each from its own thread through one engine, 60 steps: the server batches
+    """16 streams, each from its own thread through one engine, 200 steps: the server batches
     steps of different streams together, yet each stream matches eager with its own state."""
-    n_streams, n_steps = 16, 60
+    n_streams, n_steps = 16, 200
     inputs = [steps(1, n_steps, seed=100 + s) for s in range(n_streams)]
     got = [np.zeros(0)] * n_streams
     errors: list[BaseException] = []
