@@ -17,6 +17,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
+bench: $(STAMP)
+	$(PY) -m benchmarks.step_latency
+	$(PY) -m benchmarks.engines
+	$(PY) -m benchmarks.extractors
+	$(PY) -m benchmarks.pipeline
+	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks.dashboard
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 

@@ -366,6 +366,7 @@ class Pipeline:
             if all_ended and not tracker.pending and runner.provisional == 0:
                 self._publish_status(aligner, ended, last_seen)
                 break
+        runner.close()
         self.finished.set()
 
     # ------------------------------------------------------------------ publishing

@@ -151,6 +151,10 @@ class StepRunner:
             salience=np.asarray([s.salience for s in steps], np.float32)[None],
         ))  # fmt: skip
 
+    def close(self) -> None:
+        """The stream is over: let the engine free what it holds for it (a Triton sequence)."""
+        self.engine.close(self._newest_state)
+
     @property
     def provisional(self) -> int:
         return len(self._tail)

