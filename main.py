@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -169,20 +170,31 @@ def main(argv: list[str] | None = None) -> int:
         from ui.frame_slot import FrameSlot
 
         preview = FrameSlot()  # the camera preview: only when capture runs in this process
+    stop = threading.Event()
+    session = None
+
+    def on_signal(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():  # a second signal: the user insists; every record is already on disk
+            log.warning("%s again: exiting at once", name)
+            os._exit(128 + signum)
+        log.info("%s: stopping", name)
+        stop.set()
+        if session is None:  # still loading models: abandon the load (caught below)
+            raise KeyboardInterrupt
+
+    # Before the models load, so that SIGTERM then is as orderly as it is later.
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         session = Session(options, frame_sink=preview.push if preview else None)
         session.start()
     except SessionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-
-    def on_signal(signum, _frame) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    except KeyboardInterrupt:
+        log.info("stopped before the session started")
+        return 130
     try:
         if dashboard:
             _run_dashboard(session, stop, preview)

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -57,6 +57,9 @@ class PipelineOptions:
     partial_asr_s: float = 0.0  # transcribe a growing segment every so often (0: finals only)
     asr_wait_s: float = 60.0  # at the end of a stream, wait this long for pending transcripts
     status_period_s: float = 1.0
+    # A live device silent this long is reported lost (at once, not at the next 1 Hz status),
+    # so a dashboard learns of an unplugged camera within ~1 s; real frame gaps are < 0.2 s.
+    lost_after_s: float = 1.0
     audio_history_s: float = 40.0  # audio kept for cutting speech segments (> max segment)
     session: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
@@ -67,6 +70,8 @@ class PipelineOptions:
             raise ValueError(f"--pause-ms must be > 0, got {self.pause_ms}")
         if self.duration_s is not None and not (self.duration_s > 0):
             raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
+        if not (self.lost_after_s > 0 and self.status_period_s > 0):
+            raise ValueError("lost_after_s and status_period_s must be > 0")
 
 
 class Pipeline:
@@ -93,6 +98,8 @@ class Pipeline:
         self.stats = SessionStats()
         self.stop_event = threading.Event()
         self.has_video = self.has_audio = False  # known once the sources have started
+        self._last_delivery: dict[str, float] = {}  # monotonic time of each kind's last record
+        self._raw_audio_sanitised = 0  # audio blocks whose NaN/inf samples were zeroed
         self._video_q = self._queue(8)
         self._audio_q = self._queue(64)
         self._core_q: queue.Queue = queue.Queue()
@@ -149,6 +156,7 @@ class Pipeline:
         if not (self.has_video or self.has_audio):
             raise SourceError("the input has neither video nor audio; try another file or --demo")
         self._eos_pending = {"video": self.has_video, "audio": self.has_audio}
+        self._last_delivery = {"video": time.monotonic(), "audio": time.monotonic()}
         self._asr.start()
         for i, source in enumerate(self.sources):
             self._spawn(f"pump-{i}-{source.name}", lambda s=source: self._pump(s))
@@ -198,9 +206,13 @@ class Pipeline:
             if limit is not None and t_s >= limit:
                 break
             avail_s = min(t_s, self.clock.now())  # live: capture time; fast replay: read time
+            # Device health is judged here, where records leave the device, so a slow extractor
+            # downstream is never mistaken for a lost camera.
             if isinstance(record, VideoFrame):
+                self._last_delivery["video"] = time.monotonic()
                 self._put(self._video_q, (record, avail_s))
             else:
+                self._last_delivery["audio"] = time.monotonic()
                 self._put(self._audio_q, (record, avail_s))
         for kind, q in (("video", self._video_q), ("audio", self._audio_q)):
             has = source.has_video if kind == "video" else source.has_audio
@@ -241,6 +253,13 @@ class Pipeline:
                 self._core_q.put(("eos", "audio", t_end_s))
                 return
             block, avail_s = item
+            if not np.isfinite(block.samples).all():
+                # A broken driver or file: silence the bad samples rather than feed NaN to the
+                # VAD's recurrent state and the recogniser; counted with the audio features.
+                block = replace(block, samples=np.nan_to_num(block.samples, nan=0.0, posinf=0.0,
+                                                             neginf=0.0))  # fmt: skip
+                with self.stats.lock:
+                    self._raw_audio_sanitised += 1
             t_end_s = block.t_end_s
             update = front.push(block)
             self._core_q.put(("voice", update.voice, avail_s))
@@ -286,20 +305,19 @@ class Pipeline:
         tracker = UtteranceTracker()
         end_s = 0.0
         ended: set[str] = set()
-        last_seen = {"video": time.monotonic(), "audio": time.monotonic()}
+        last_seen = self._last_delivery
         next_status = time.monotonic()
         eos_at: float | None = None
+        states = self._source_states(ended, last_seen)
 
         def handle(item: tuple) -> None:
             nonlocal end_s
             kind = item[0]
             if kind == "face":
                 aligner.push_face(item[1], item[2])
-                last_seen["video"] = time.monotonic()
                 end_s = max(end_s, item[1].t_s)
             elif kind == "voice":
                 aligner.push_voice(item[1], item[2])
-                last_seen["audio"] = time.monotonic()
             elif kind == "speech":
                 aligner.push_speech(item[1])
                 if item[1]:
@@ -360,6 +378,11 @@ class Pipeline:
                 self._publish_step(outcome)
             for utt in tracker.pop_due(aligner.next_seq * hop_s):
                 self._publish_utterance(utt, runner)
+            changed = self._source_states(ended, last_seen)
+            if changed != states:
+                self._report_source_change(states, changed)
+                states = changed
+                next_status = time.monotonic()  # tell subscribers now, not at the next tick
             if time.monotonic() >= next_status:
                 next_status = time.monotonic() + self.options.status_period_s
                 self._publish_status(aligner, ended, last_seen)
@@ -426,14 +449,36 @@ class Pipeline:
             return "off"
         if kind in ended:
             return "ended"
-        if self.live and time.monotonic() - last_seen[kind] > 2.0:
+        if self.live and time.monotonic() - last_seen[kind] > self.options.lost_after_s:
             return "lost"
         return "ok"
+
+    def _source_states(self, ended: set[str], last_seen: dict) -> dict[str, str]:
+        return {
+            "camera": self._source_state("video", self.has_video, ended, last_seen),
+            "microphone": self._source_state("audio", self.has_audio, ended, last_seen),
+        }
+
+    def _report_source_change(self, before: dict[str, str], after: dict[str, str]) -> None:
+        """A device went quiet or came back: one log line each way, and a counted error when it
+        is lost, so the status's errors/last_error say what happened after the fact too."""
+        for device, state in after.items():
+            if state == before[device]:
+                continue
+            if state == "lost":
+                absent = "visual" if device == "camera" else "audio"
+                message = (f"{device} lost: nothing for {self.options.lost_after_s:.1f} s; "
+                           f"steps go on with {absent} marked absent")  # fmt: skip
+                log.warning(message)
+                self.stats.error(message)
+            elif before[device] == "lost" and state == "ok":
+                log.info("%s back: delivering again", device)
 
     def _publish_status(self, aligner: Aligner, ended: set[str], last_seen: dict) -> None:
         stats = self.stats
         dropped_frames = sum(s.stats().frames_dropped for s in self.sources)
-        dropped_audio = sum(s.stats().audio_dropped for s in self.sources)
+        # Device overflows (samples PortAudio lost before we saw them) count as dropped audio.
+        dropped_audio = sum(s.stats().audio_dropped + s.stats().audio_overflows for s in self.sources)
         for q, name in ((self._video_q, "frames"), (self._audio_q, "audio")):
             if isinstance(q, DropOldestQueue):
                 if name == "frames":
@@ -453,11 +498,10 @@ class Pipeline:
             step_rate_hz=stats.rate("steps", aligner.next_seq),
             dropped_frames=dropped_frames, dropped_audio_blocks=dropped_audio,
             latency_p50_ms=p50, latency_p95_ms=p95, errors=stats.errors, last_error=stats.last_error,
-            sources=messages.SourceStates(
-                camera=self._source_state("video", self.has_video, ended, last_seen),
-                microphone=self._source_state("audio", self.has_audio, ended, last_seen),
-            ),
-            sanitised=messages.SanitisedCounts(**aligner.sanitised),
+            sources=messages.SourceStates(**self._source_states(ended, last_seen)),
+            sanitised=messages.SanitisedCounts(**{
+                **aligner.sanitised, "audio": aligner.sanitised["audio"] + self._raw_audio_sanitised
+            }),
             security=security,
         )  # fmt: skip
         self._status_seq += 1

@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 from pathlib import Path
+from typing import TextIO
 
 from realtime import messages
 
@@ -22,14 +24,31 @@ class RecorderError(RuntimeError):
     pass
 
 
+# A person's affect estimates: readable by the user who recorded them and nobody else.
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+
+
+def _open_private(path: Path) -> TextIO:
+    """Append to `path`, created (or tightened, if it exists) to FILE_MODE."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # os.open's mode is filtered by the umask and ignores old files
+    return open(fd, "a", newline="", encoding="utf-8")
+
+
 class Recorder:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            self._jsonl = open(self.folder / "messages.jsonl", "a", encoding="utf-8")
-            self._steps_file = open(self.folder / "steps.csv", "a", newline="", encoding="utf-8")
-            self._utt_file = open(self.folder / "utterances.csv", "a", newline="", encoding="utf-8")
+            if not self.folder.exists():
+                self.folder.mkdir(parents=True)
+                self.folder.chmod(FOLDER_MODE)  # only the folder we made: not a user's own one
+            elif self.folder.stat().st_mode & 0o077:
+                log.warning("recording into %s, which other users can open; the files "
+                            "themselves are private (mode 600)", self.folder)  # fmt: skip
+            self._jsonl = _open_private(self.folder / "messages.jsonl")
+            self._steps_file = _open_private(self.folder / "steps.csv")
+            self._utt_file = _open_private(self.folder / "utterances.csv")
         except OSError as exc:
             raise RecorderError(
                 f"cannot write the recording to {self.folder}: {exc.strerror}"
@@ -40,6 +59,8 @@ class Recorder:
             self._steps.writerow(STEP_COLUMNS)
         if self._utt_file.tell() == 0:
             self._utts.writerow(UTTERANCE_COLUMNS)
+        for f in (self._steps_file, self._utt_file):
+            f.flush()  # headers on disk now: a kill during model loading leaves valid CSVs
         self.closed = False
 
     def send(self, msg: messages.Message) -> None:

@@ -7,7 +7,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
 from realtime.clock import StreamClock
+from realtime.engine_fallback import FallbackEngine, fallback_kind
 from realtime.extractors import Extractors
 from realtime.lsl import LslError, LslMarkerInlet, LslOptions, LslOutlet
 from realtime.pipeline import Pipeline, PipelineOptions
@@ -17,6 +19,7 @@ from realtime.sources.base import Source, SourceError
 
 log = logging.getLogger(__name__)
 
+LIVE_DIMS = {"text": LIVE_TEXT_DIM, "audio": LIVE_AUDIO_DIM, "visual": LIVE_VISUAL_DIM}
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "msrg" / "weights" / "msrg-live.pt"
 
 
@@ -41,6 +44,8 @@ class InputOptions:
             raise ValueError("choose one input: --camera, --video or --demo")
         if chosen == 0 and self.mic is None:
             raise ValueError("no input: pass --camera INDEX, --mic DEVICE, --video PATH or --demo")
+        if self.camera is not None and self.camera < 0:
+            raise ValueError(f"--camera must be an index >= 0, got {self.camera}")
 
     @property
     def live(self) -> bool:
@@ -67,9 +72,12 @@ def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
 
         return [demo_source(realtime=True, clock=clock)]
     if inputs.video is not None:
-        if not inputs.video.is_file():  # say so now, not after the models have loaded
-            raise SessionError(f"media file {inputs.video} not found; check the path (or try --demo)")
-        return [MediaFileSource(MediaFileOptions(inputs.video, realtime=inputs.realtime), clock)]
+        source = MediaFileSource(MediaFileOptions(inputs.video, realtime=inputs.realtime), clock)
+        try:
+            source.probe()  # a missing, unreadable or streamless file: say so before models load
+        except SourceError as exc:
+            raise SessionError(str(exc)) from None
+        return [source]
     sources: list[Source] = []
     if inputs.camera is not None:
         from realtime.sources.camera import CameraOptions, CameraSource
@@ -87,26 +95,23 @@ class Session:
     def __init__(
         self, options: SessionOptions, extractors: Extractors | None = None, frame_sink=None
     ) -> None:
-        from engines import load_engine
-        from engines.base import EngineError
-        from msrg.checkpoint import CheckpointError
-
         self.options = options
         self.clock = StreamClock()
         self.sources = _sources(options.inputs, self.clock)
-        try:
-            self.engine = load_engine(
-                options.engine, options.checkpoint, triton_url=options.triton_url
-            )
-        except (CheckpointError, EngineError) as exc:
-            raise SessionError(str(exc)) from None
-        log.info("engine: %s (%s)", self.engine.name, self.engine.selection_note)
         self.publisher = None
         self.recorder = None
         self.lsl_outlet: LslOutlet | None = None
         self.lsl_markers: LslMarkerInlet | None = None
-        try:
+        try:  # the endpoint first: a port in use is reported in a second, not after a model load
             self.publisher = Publisher(options.publish)
+        except PublisherError as exc:
+            raise SessionError(str(exc)) from None
+        try:
+            self.engine = self._load_engine()
+        except SessionError:
+            self.close_outputs()
+            raise
+        try:
             if options.record_dir is not None:
                 self.recorder = Recorder(options.record_dir)
             # Before the models load: LSL consumers connect while they do, and a missing
@@ -131,6 +136,30 @@ class Session:
             publisher=self.publisher, outlets=outlets, clock=self.clock,
             live=options.inputs.live, frame_sink=frame_sink,
         )  # fmt: skip
+
+    def _load_engine(self) -> FallbackEngine:
+        """The requested engine, checked against the live features, wrapped so that a run-time
+        failure switches once to the next back-end (realtime/engine_fallback.py)."""
+        from engines import load_engine
+        from engines.base import EngineError
+        from msrg.checkpoint import CheckpointError, check_feature_dims, load_checkpoint
+
+        o = self.options
+        try:
+            # The model is small: reading it twice costs milliseconds and refuses a checkpoint
+            # trained on other features before any engine export starts.
+            check_feature_dims(load_checkpoint(o.checkpoint).config, LIVE_DIMS,
+                               f"checkpoint {o.checkpoint}", "the live feature extractors")  # fmt: skip
+            engine = load_engine(o.engine, o.checkpoint, triton_url=o.triton_url)
+        except (CheckpointError, EngineError) as exc:
+            raise SessionError(str(exc)) from None
+        log.info("engine: %s (%s)", engine.name, engine.selection_note)
+        next_kind = fallback_kind(engine.name)
+        load_next = (lambda: load_engine(next_kind, o.checkpoint)) if next_kind else None
+        return FallbackEngine(engine, load_next, on_switch=self._engine_switched)
+
+    def _engine_switched(self, message: str) -> None:
+        self.pipeline.stats.error(message)  # errors/last_error of the next status say so
 
     @property
     def endpoint(self) -> str:

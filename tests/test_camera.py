@@ -103,12 +103,58 @@ def test_stop_joins_promptly_and_finishes() -> None:
 
 def test_camera_that_dies_ends_the_capture() -> None:
     fake = FakeCapture(period_s=0.0, n_frames=5)
-    source = CameraSource(CameraOptions(max_failed_reads=3, queue_size=10),
+    source = CameraSource(CameraOptions(max_failed_reads=3, queue_size=10, reopen=False),
                           capture_factory=lambda index: fake)
     source.start()
     assert fake.released.wait(2.0)
     frames = [source.read(timeout_s=0.0) for _ in range(5)]
     assert [f.seq for f in frames] == [0, 1, 2, 3, 4]
+    assert source.finished
+
+
+def test_unplugged_camera_is_reopened_with_backoff() -> None:
+    # Plugged in, unplugged (reads fail), absent for one attempt, then back.
+    captures = iter([FakeCapture(period_s=0.005, n_frames=5), FakeCapture(opened=False),
+                     FakeCapture(period_s=0.005)])
+    opened_at: list[float] = []
+
+    def factory(index: int) -> FakeCapture:
+        opened_at.append(time.monotonic())
+        return next(captures)
+
+    source = CameraSource(
+        CameraOptions(max_failed_reads=3, queue_size=100, reopen_first_s=0.05, reopen_max_s=0.2),
+        capture_factory=factory,
+    )
+    source.start()
+    try:
+        seqs = []
+        deadline = time.monotonic() + 5.0
+        while len(seqs) < 12 and time.monotonic() < deadline:
+            frame = source.read(timeout_s=0.1)
+            if frame is not None:
+                seqs.append(frame.seq)
+        assert len(seqs) == 12, seqs  # frames flow again after the reopen
+        assert seqs == sorted(seqs) and not source.finished
+        assert source.stats().reopens == 1 and len(opened_at) == 3
+        assert opened_at[2] - opened_at[1] >= 0.09  # the wait doubled after the failed attempt
+    finally:
+        source.stop()
+    while source.read(timeout_s=0.0) is not None:
+        pass
+    assert source.finished
+
+
+def test_stop_interrupts_a_reopen_wait() -> None:
+    source = CameraSource(CameraOptions(max_failed_reads=1, reopen_first_s=5.0, reopen_max_s=5.0),
+                          capture_factory=lambda index: FakeCapture(period_s=0.0, n_frames=1))
+    source.start()
+    time.sleep(0.1)  # the capture has failed and waits to reopen
+    start = time.monotonic()
+    source.stop()
+    assert time.monotonic() - start < 1.0
+    while source.read(timeout_s=0.0) is not None:
+        pass
     assert source.finished
 
 

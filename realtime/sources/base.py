@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from realtime.types import AudioBlock, VideoFrame
 
+# Audio below this rate has lost the speech band above 4 kHz that the voice features and the
+# recogniser rely on; anything at or above it is resampled to SAMPLE_RATE_HZ, whatever the rate.
+MIN_AUDIO_RATE_HZ = 8_000
+
 
 class SourceError(RuntimeError):
     """A source could not be opened or read. The message is one line that names the device or file
@@ -20,6 +24,7 @@ class SourceStats:
     audio_blocks: int = 0  # audio blocks delivered
     audio_dropped: int = 0  # blocks dropped because the consumer fell behind
     audio_overflows: int = 0  # overflows reported by the audio device
+    reopens: int = 0  # times a lost device was opened again
 
 
 class Source(ABC):

@@ -62,12 +62,17 @@ class CameraOptions:
     queue_size: int = 4  # frames; small, so a lagging consumer always works on recent frames
     join_timeout_s: float = 2.0  # how long stop() waits for the capture thread
     max_failed_reads: int = 30  # consecutive failed reads (~1 s at 30 fps) mean the camera is gone
+    reopen: bool = True  # try to open a lost camera again (it was unplugged and may come back)
+    reopen_first_s: float = 0.5  # wait before the first attempt, doubled after each failure...
+    reopen_max_s: float = 5.0  # ...up to this: a returning camera is back within seconds
 
     def __post_init__(self) -> None:
         if self.index < 0:
             raise ValueError(f"camera index must be >= 0, got {self.index}")
         if self.queue_size < 1 or self.max_failed_reads < 1 or self.join_timeout_s <= 0:
             raise ValueError("queue_size and max_failed_reads must be >= 1, join_timeout_s > 0")
+        if not 0 < self.reopen_first_s <= self.reopen_max_s:
+            raise ValueError("reopen delays must satisfy 0 < reopen_first_s <= reopen_max_s")
 
 
 class CameraSource(Source):
@@ -90,6 +95,7 @@ class CameraSource(Source):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._delivered = 0
+        self._reopens = 0
         self._capture_ended = threading.Event()  # set when the capture loop has exited
 
     def _open(self) -> tuple[CaptureLike, np.ndarray]:
@@ -124,26 +130,57 @@ class CameraSource(Source):
         )
         self._thread.start()
 
-    def _capture_loop(self, capture: CaptureLike) -> None:
+    def _capture_loop(self, capture: CaptureLike | None) -> None:
         seq, failures = 1, 0
         try:
             while not self._stop.is_set():
+                if capture is None:
+                    capture = self._reopen()
+                    if capture is None:
+                        break  # stopped while waiting
+                    continue
                 ok, image = capture.read()  # blocks until the driver has a frame
                 t_s = self.clock.now()
                 if not ok or image is None:
                     failures += 1
                     if failures >= self.options.max_failed_reads:
-                        log.error("camera %d stopped delivering frames; capture ended",
-                                  self.options.index)
-                        break
+                        if not self.options.reopen:
+                            log.error("camera %d stopped delivering frames; capture ended",
+                                      self.options.index)
+                            break
+                        log.warning("camera %d stopped delivering frames; trying to reopen it",
+                                    self.options.index)
+                        failures = 0
+                        capture.release()  # let go of the dead handle before opening a new one
+                        capture = None
                     continue
                 failures = 0
                 self._queue.put(VideoFrame(seq=seq, t_s=t_s, image=image))
                 seq += 1
         finally:
             # The device is released by the thread that reads it, never under a blocked read.
-            capture.release()
+            if capture is not None:
+                capture.release()
             self._capture_ended.set()
+
+    def _reopen(self) -> CaptureLike | None:
+        """Open the camera again, waiting longer after each failed attempt; None once stopped.
+        The frame read to prove it works is dropped: frames resume with the next read."""
+        delay_s = self.options.reopen_first_s
+        attempts = 0
+        while not self._stop.wait(delay_s):
+            attempts += 1
+            try:
+                capture, _ = self._open()
+            except SourceError as exc:
+                log.debug("camera %d reopen attempt %d failed: %s", self.options.index,
+                          attempts, exc)  # fmt: skip
+                delay_s = min(2 * delay_s, self.options.reopen_max_s)
+                continue
+            self._reopens += 1
+            log.warning("camera %d reopened after %d attempt(s)", self.options.index, attempts)
+            return capture
+        return None
 
     def read(self, timeout_s: float) -> VideoFrame | None:
         frame = self._queue.get(timeout_s)
@@ -166,7 +203,8 @@ class CameraSource(Source):
                             self.options.index, self.options.join_timeout_s)
 
     def stats(self) -> SourceStats:
-        return SourceStats(frames=self._delivered, frames_dropped=self._queue.dropped)
+        return SourceStats(frames=self._delivered, frames_dropped=self._queue.dropped,
+                           reopens=self._reopens)  # fmt: skip
 
 
 def list_cameras(max_index: int = 4, capture_factory: CaptureFactory | None = None) -> list[str]:

@@ -28,7 +28,7 @@ import av
 import numpy as np
 
 from realtime.clock import StreamClock
-from realtime.sources.base import Source, SourceError, SourceStats
+from realtime.sources.base import MIN_AUDIO_RATE_HZ, Source, SourceError, SourceStats
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, VideoFrame
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,9 @@ class MediaFileSource(Source):
         self.has_video = self.has_audio = False
         self.video_rate_hz = 0.0
 
-    def _probe(self) -> None:
+    def probe(self) -> None:
+        """Check the file can be used (exists, decodes, has a usable stream) and learn its
+        streams; cheap, so a session calls it before loading models. One-line SourceError."""
         path = self.options.path
         if not path.is_file():
             raise SourceError(f"media file {path} not found; check the path (or try --demo)")
@@ -144,6 +146,7 @@ class MediaFileSource(Source):
                 if self.has_video:
                     rate = container.streams.video[0].average_rate
                     self.video_rate_hz = float(rate) if rate else 0.0
+                audio_rate_hz = container.streams.audio[0].rate if self.has_audio else None
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise SourceError(
                 f"media file {path} could not be read as video or audio ({_one_line(exc)}); "
@@ -153,9 +156,15 @@ class MediaFileSource(Source):
             raise SourceError(
                 f"media file {path} has no video or audio stream to use; choose another file"
             )
+        if audio_rate_hz is not None and audio_rate_hz < MIN_AUDIO_RATE_HZ:
+            raise SourceError(
+                f"media file {path} has audio at {audio_rate_hz} Hz, below the "
+                f"{MIN_AUDIO_RATE_HZ} Hz that speech analysis needs; use a recording at "
+                f"{MIN_AUDIO_RATE_HZ} Hz or more (any higher rate is resampled)"
+            )
 
     def start(self) -> None:
-        self._probe()
+        self.probe()
         if self.clock is None:
             self.clock = StreamClock()
         self._records = self._all_loops()

@@ -22,7 +22,7 @@ import numpy as np
 
 from realtime.clock import StreamClock
 from realtime.queues import DropOldestQueue
-from realtime.sources.base import Source, SourceError, SourceStats
+from realtime.sources.base import MIN_AUDIO_RATE_HZ, Source, SourceError, SourceStats
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ class MicrophoneSource(Source):
                 sd.check_input_settings(device, channels=1, dtype="float32", samplerate=rate_hz)
             except (sd.PortAudioError, ValueError):
                 rate_hz = int(info["default_samplerate"])  # the device decides; resample in read
+            if rate_hz < MIN_AUDIO_RATE_HZ:
+                raise ValueError(f"it records at {rate_hz} Hz, below the {MIN_AUDIO_RATE_HZ} Hz "
+                                 "that speech analysis needs")  # fmt: skip
             self._begin(rate_hz)
             self._stream = sd.InputStream(
                 device=device,
