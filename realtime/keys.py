@@ -28,7 +28,10 @@ def make_keys(folder: Path, clients: int = 1) -> Path:
         if not (folder / f"{name}.key_secret").exists():
             create_certificates(str(folder), name)
         shutil.copy(folder / f"{name}.key", folder / "clients" / f"{name}.key")
-    (folder / "server.key_secret").chmod(0o600)
+    # Secret keys admit their holder to the stream: readable by this user only.
+    folder.chmod(0o700)
+    for secret in folder.glob("*.key_secret"):
+        secret.chmod(0o600)
     return folder
 
 

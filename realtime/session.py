@@ -102,9 +102,12 @@ class Session:
         self.recorder = None
         self.lsl_outlet: LslOutlet | None = None
         self.lsl_markers: LslMarkerInlet | None = None
-        try:  # the endpoint first: a port in use is reported in a second, not after a model load
+        try:  # outputs first: a port in use or a read-only folder is reported in a second
             self.publisher = Publisher(options.publish)
-        except PublisherError as exc:
+            if options.record_dir is not None:
+                self.recorder = Recorder(options.record_dir)
+        except (PublisherError, RecorderError) as exc:
+            self.close_outputs()
             raise SessionError(str(exc)) from None
         try:
             self.engine = self._load_engine()
@@ -112,8 +115,6 @@ class Session:
             self.close_outputs()
             raise
         try:
-            if options.record_dir is not None:
-                self.recorder = Recorder(options.record_dir)
             # Before the models load: LSL consumers connect while they do, and a missing
             # marker stream fails in seconds rather than after the load.
             if options.lsl.outlets:
@@ -123,7 +124,7 @@ class Session:
                 self.lsl_markers = LslMarkerInlet(
                     options.lsl, self.clock, options.pipeline.session,
                     publish=lambda msg: self.pipeline.inject(msg))  # fmt: skip
-        except (PublisherError, RecorderError, LslError) as exc:
+        except LslError as exc:
             self.close_outputs()
             raise SessionError(str(exc)) from None
         # Files reveal their streams only when opened; the face model is cheap, so load it

@@ -1,0 +1,116 @@
+"""Clean shutdown: main.py recording a replay is sent SIGINT or SIGTERM at a random moment (while
+models load, or while the stream runs); it must exit promptly with every thread joined, and the
+recording must be complete, parseable line by line, and private to the user."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from msrg.checkpoint import save_checkpoint
+from msrg.model import MSRG
+from realtime.recorder import STEP_COLUMNS, UTTERANCE_COLUMNS
+from realtime.sources.demo import ensure_demo_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_WITHIN_S = 5.0  # threads are joined within 2 s; the rest is interpreter teardown
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(MSRG().eval(), tmp_path_factory.mktemp("sig") / "random.pt")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _interrupt(checkpoint: Path, folder: Path, sig: signal.Signals, streaming: bool,
+               delay_s: float) -> tuple[int, float, str]:  # fmt: skip
+    """Start main.py, wait for the stream (or not), wait `delay_s`, send `sig`; returns
+    (exit code, seconds from the signal to the exit, output)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--video", str(ensure_demo_clip()), "--headless",
+         "--record", str(folder), "--checkpoint", str(checkpoint), "--engine", "eager",
+         "--duration", "40", "--publish", f"tcp://127.0.0.1:{_free_port()}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output = []
+    # The first console line means the pipeline runs and records; the engine's line means the
+    # session is being built (the feature models load next). Before that, Python is still
+    # importing and the default signal action applies: nothing has been written yet.
+    wait_for = "steps=" if streaming else "engine:"
+    try:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            output.append(line)
+            if wait_for in line:
+                break
+        time.sleep(delay_s)
+        assert proc.poll() is None, "".join(output)
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        rest = proc.communicate(timeout=30)[0]
+        return proc.returncode, time.monotonic() - sent, "".join(output) + rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _check_recording(folder: Path) -> int:
+    """Every line parses; returns the number of step rows."""
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for name in ("messages.jsonl", "steps.csv", "utterances.csv"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    lines = (folder / "messages.jsonl").read_text(encoding="utf-8").splitlines()
+    for line in lines:
+        assert json.loads(line)["topic"].startswith("msrg.")
+    for name, columns in (("steps.csv", STEP_COLUMNS), ("utterances.csv", UTTERANCE_COLUMNS)):
+        text = (folder / name).read_text(encoding="utf-8")
+        assert text.endswith("\n")  # no row cut short
+        rows = list(csv.reader(text.splitlines()))
+        assert tuple(rows[0]) == columns and all(len(r) == len(columns) for r in rows)
+    steps = list(csv.reader((folder / "steps.csv").read_text().splitlines()))[1:]
+    recorded = sum(json.loads(line)["topic"] == "msrg.step" for line in lines)
+    assert len(steps) == recorded  # the CSV and the JSON Lines agree
+    return len(steps)
+
+
+def test_sigint_while_recording_leaves_a_complete_recording(checkpoint, tmp_path) -> None:
+    folder = tmp_path / "rec"
+    delay_s = random.Random().uniform(0.0, 2.0)
+    code, exit_s, output = _interrupt(checkpoint, folder, signal.SIGINT, True, delay_s)
+    assert code == 0, output[-2000:]
+    assert exit_s < EXIT_WITHIN_S, output[-2000:]
+    assert "threads still running" not in output and "Traceback" not in output
+    assert _check_recording(folder) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(4))
+def test_random_signals_at_random_moments(checkpoint, tmp_path, trial) -> None:
+    rng = random.Random()
+    sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+    streaming = rng.random() < 0.75
+    delay_s = rng.uniform(0.0, 4.0) if streaming else rng.uniform(0.0, 3.0)
+    folder = tmp_path / "rec"
+    code, exit_s, output = _interrupt(checkpoint, folder, sig, streaming, delay_s)
+    context = f"{sig.name} streaming={streaming} after {delay_s:.2f} s\n{output[-2000:]}"
+    assert code in (0, 130), context  # 130: stopped while the models were still loading
+    assert exit_s < EXIT_WITHIN_S, context
+    assert "threads still running" not in output and "Traceback" not in output, context
+    _check_recording(folder)  # the recorder is open before the models load
