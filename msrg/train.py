@@ -78,26 +78,48 @@ def fit_normalisation(model: MSRG, data: SequenceSet) -> None:
 
 
 def _tensors(data: SequenceSet, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
-    return tuple(
-        torch.from_numpy(np.ascontiguousarray(a[idx]))
-        for a in (data.text, data.audio, data.visual, data.mask, data.valid, data.labels)
+    """The batch `idx`, cut after its longest sequence: padding is at the end and every layer is
+    causal, so trailing padding cannot change a valid step, and it would cost time."""
+    valid = data.valid[idx]
+    real = np.nonzero(valid.any(axis=0))[0]
+    steps = int(real[-1]) + 1 if len(real) else 1
+    seq = tuple(
+        torch.from_numpy(np.ascontiguousarray(a[idx, :steps]))
+        for a in (data.text, data.audio, data.visual, data.mask, data.valid)
     )
+    return (*seq, torch.from_numpy(data.labels[idx]))
+
+
+def _batches(data: SequenceSet, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar lengths (sorted within chunks of 50 batches) so that little
+    padding is computed; the batch order is shuffled again."""
+    order = rng.permutation(len(data))
+    lengths = data.valid.sum(axis=1)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def predict(model: MSRG, data: SequenceSet, batch_size: int = 128) -> dict[str, np.ndarray]:
-    """Utterance-level predictions of a whole set: final, utterance (ULF) and time-step summary."""
+    """Utterance-level predictions of a whole set: final, utterance (ULF) and time-step summary.
+    Batches group similar lengths (less padding); results come back in the set's order."""
     model.eval()
-    outs: dict[str, list[np.ndarray]] = {"final": [], "utterance": [], "timestep": []}
+    outs = {k: np.empty(len(data), np.float32) for k in ("final", "utterance", "timestep")}
+    by_length = np.argsort(data.valid.sum(axis=1), kind="stable")
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
-            idx = np.arange(start, min(start + batch_size, len(data)))
+            idx = by_length[start : start + batch_size]
             text, audio, visual, mask, valid, _ = _tensors(data, idx)
             seq = model(text, audio, visual, mask)
             utt = model.utterance(text, audio, visual, mask, valid, seq.intensity, seq.salience)
-            outs["final"].append(utt.final_intensity.numpy())
-            outs["utterance"].append(utt.utterance_intensity.numpy())
-            outs["timestep"].append(utt.timestep_intensity.numpy())
-    return {k: np.concatenate(v) for k, v in outs.items()}
+            outs["final"][idx] = utt.final_intensity.numpy()
+            outs["utterance"][idx] = utt.utterance_intensity.numpy()
+            outs["timestep"][idx] = utt.timestep_intensity.numpy()
+    return outs
 
 
 def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOptions) -> TrainResult:
