@@ -29,6 +29,7 @@ from realtime.clock import StreamClock
 from realtime.engine_fallback import FallbackEngine
 from realtime.extractors import Extractors
 from realtime.pipeline import Pipeline, PipelineOptions
+from realtime.publisher import Publisher, PublisherOptions
 from realtime.sources.camera import CameraOptions, CameraSource
 from realtime.sources.demo import ensure_demo_clip
 from realtime.sources.media_file import MediaFileOptions, MediaFileSource
@@ -232,13 +233,20 @@ def test_engine_failure_falls_back_once_and_the_stream_goes_on(extractors, check
                             lambda: load_engine("eager", checkpoint), on_switch=switched.append)
     got: list[messages.Message] = []
     source = MediaFileSource(MediaFileOptions(ensure_demo_clip()))
+    # Bound beyond loopback with --insecure, which every status must admit to.
+    publisher = Publisher(PublisherOptions(endpoint="tcp://0.0.0.0:*", insecure=True))
     pipeline = Pipeline(PipelineOptions(duration_s=3.0), [source], engine, extractors,
-                        live=False, on_message=got.append)  # fmt: skip
+                        publisher=publisher, live=False, on_message=got.append)  # fmt: skip
     pipeline.start()
-    assert pipeline.wait(120)
-    pipeline.stop()
+    try:
+        assert pipeline.wait(120)
+    finally:
+        pipeline.stop()
+        publisher.close()
     steps = [m for m in got if isinstance(m, messages.StepMessage)]
     assert sorted({m.seq for m in steps}) == list(range(30))  # every step of 3 s, none lost
     status = [m for m in got if isinstance(m, messages.StatusMessage)][-1]
     assert status.engine == "eager" and status.engine_note.startswith("fell back from onnx")
     assert len(switched) == 1
+    assert all(m.security.insecure and not m.security.loopback
+               for m in got if isinstance(m, messages.StatusMessage))  # fmt: skip

@@ -1,0 +1,175 @@
+"""Soak: the live pipeline replays the demo clip in a loop for N minutes and reports memory.
+
+    python -m benchmarks.soak [--minutes 30] [--realtime] [--checkpoint CKPT]
+
+One session (real extractors, ONNX Runtime engine, ZeroMQ publisher on loopback) replays the
+clip as fast as it decodes (or paced with --realtime). Two subscribers are attached the whole
+time: one drains and counts, one reads nothing (a stuck dashboard), so the run also shows that a
+stuck subscriber costs the pipeline nothing. Every minute: resident memory (RSS), stream seconds
+processed, step latency p50/p95 over that minute. Memory growth is measured from the end of the
+first minute (warm-up: models, caches and queues reach their working size) to the end of the run;
+the target is under 5 %. Writes benchmarks/results/soak.json (or soak-realtime.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+import zmq
+
+from benchmarks.machine import describe, print_table, write_result
+from engines import load_engine
+from realtime import messages
+from realtime.extractors import Extractors
+from realtime.pipeline import Pipeline, PipelineOptions
+from realtime.publisher import Publisher, PublisherOptions
+from realtime.session import DEFAULT_CHECKPOINT
+from realtime.sources.demo import ensure_demo_clip
+from realtime.sources.media_file import MediaFileOptions, MediaFileSource
+
+log = logging.getLogger("benchmarks.soak")
+GROWTH_TARGET = 0.05
+
+
+class Minute:
+    """What the core thread reports, collected per minute (on_message runs on the core thread)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latencies_ms: list[float] = []
+        self.t_stream_s = 0.0
+        self.steps = 0
+
+    def on_message(self, msg: messages.Message) -> None:
+        if isinstance(msg, messages.StepMessage) and msg.revision == 0:
+            with self.lock:
+                self.latencies_ms.append(msg.latency_ms)
+                self.t_stream_s = max(self.t_stream_s, msg.t_end)
+                self.steps += 1
+
+    def take(self) -> tuple[list[float], float, int]:
+        with self.lock:
+            out = (self.latencies_ms, self.t_stream_s, self.steps)
+            self.latencies_ms = []
+            return out
+
+
+def _drain_forever(sub: zmq.Socket, stop: threading.Event, counts: dict) -> None:
+    while not stop.is_set():
+        if sub.poll(100):
+            while sub.poll(0):
+                sub.recv_multipart()
+                counts["drained"] += 1
+
+
+def soak(minutes: float, realtime: bool, checkpoint: Path) -> dict:
+    clip = ensure_demo_clip()
+    engine = load_engine("onnx", checkpoint)
+    extractors = Extractors.load()
+    publisher = Publisher(PublisherOptions(endpoint="tcp://127.0.0.1:*"))
+    ctx = zmq.Context.instance()
+    stuck = ctx.socket(zmq.SUB)  # connected, subscribed, never read
+    drain = ctx.socket(zmq.SUB)
+    for sub in (stuck, drain):
+        sub.setsockopt(zmq.SUBSCRIBE, b"msrg.")
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.connect(publisher.endpoint)
+    stop = threading.Event()
+    counts = {"drained": 0}
+    drainer = threading.Thread(target=_drain_forever, args=(drain, stop, counts), daemon=True)
+    drainer.start()
+    # Enough loops for the run at any speed; the run is ended by time, not by the clip.
+    source = MediaFileSource(MediaFileOptions(clip, realtime=realtime, loops=10_000))
+    minute = Minute()
+    pipeline = Pipeline(PipelineOptions(), [source], engine, extractors, publisher=publisher,
+                        live=False, on_message=minute.on_message)  # fmt: skip
+    process = psutil.Process()
+    rows: list[dict] = []
+    t0 = time.monotonic()
+    pipeline.start()
+    try:
+        for k in range(1, int(np.ceil(minutes)) + 1):
+            end = t0 + min(k, minutes) * 60
+            while time.monotonic() < end and not pipeline.finished.is_set():
+                time.sleep(1.0)
+            latencies, t_stream_s, steps = minute.take()
+            row = {
+                "minute": k, "rss_mb": round(process.memory_info().rss / 2**20, 1),
+                "stream_s": round(t_stream_s, 1), "steps": steps,
+                "step_latency_p50_ms": round(float(np.percentile(latencies, 50)), 1)
+                if latencies else None,
+                "step_latency_p95_ms": round(float(np.percentile(latencies, 95)), 1)
+                if latencies else None,
+                "errors": pipeline.stats.errors,
+            }  # fmt: skip
+            rows.append(row)
+            log.info("minute %d: %s", k, row)
+            if pipeline.finished.is_set():
+                log.error("the pipeline ended early: %s", pipeline.stats.last_error)
+                break
+    finally:
+        pipeline.stop()
+        stop.set()
+        drainer.join(2.0)
+        publisher.close()
+        stuck.close()
+        drain.close()
+    warm = rows[0]["rss_mb"]
+    growth = (rows[-1]["rss_mb"] - warm) / warm if len(rows) > 1 else None
+    wall_s = time.monotonic() - t0
+    return {
+        "mode": "realtime" if realtime else "fast", "minutes": minutes,
+        "wall_s": round(wall_s, 1), "stream_s": rows[-1]["stream_s"],
+        "speed_x_realtime": round(rows[-1]["stream_s"] / wall_s, 2),
+        "rss_growth_after_warmup": None if growth is None else round(growth, 4),
+        "growth_target": GROWTH_TARGET,
+        "messages_drained_by_reader": counts["drained"],
+        "stuck_subscriber": "connected for the whole run, read nothing",
+        "errors": pipeline.stats.errors, "last_error": pipeline.stats.last_error,
+        "per_minute": rows,
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--realtime", action="store_true", help="pace the replay at real time")
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    args = parser.parse_args(argv)
+    if args.minutes <= 0:
+        parser.error("--minutes must be > 0")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
+        if not checkpoint.is_file():  # memory and speed do not depend on the weights
+            from msrg.checkpoint import save_checkpoint
+            from msrg.model import MSRG
+
+            torch.manual_seed(0)
+            checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
+        result = soak(args.minutes, args.realtime, checkpoint)
+    m = describe()
+    print(f"machine: {m['cpu']}, {m['cores']} cores; {result['mode']} replay, "
+          f"{result['speed_x_realtime']}x real time")  # fmt: skip
+    print_table(["minute", "RSS MB", "stream s", "steps", "latency p50 ms", "p95 ms", "errors"],
+                [[r["minute"], r["rss_mb"], r["stream_s"], r["steps"], r["step_latency_p50_ms"],
+                  r["step_latency_p95_ms"], r["errors"]] for r in result["per_minute"]])  # fmt: skip
+    growth = result["rss_growth_after_warmup"]
+    if growth is not None:
+        verdict = "within" if growth < GROWTH_TARGET else "OVER"
+        print(f"RSS growth after the first minute: {growth:+.1%} ({verdict} the 5% target)")
+    name = "soak" if result["mode"] == "fast" else "soak-realtime"
+    print(f"wrote {write_result(name, result)}")
+
+
+if __name__ == "__main__":
+    main()
