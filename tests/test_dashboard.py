@@ -422,9 +422,11 @@ def test_curve_subscriber_needs_the_server_key(qtbot, tmp_path: Path) -> None:
         pub.close(linger=0)
 
 
-def test_screenshot_of_a_realistic_minute(qtbot, publisher: Publisher) -> None:
-    """`python -m ui --duration --screenshot` on a minute of data; the PNG goes to docs/."""
-    out = REPO / "docs" / "dashboard.png"
+def test_screenshot_of_a_realistic_minute(qtbot, publisher: Publisher, tmp_path) -> None:
+    """`python -m ui --duration --screenshot` on a minute of data. Set AFFECT_MONITOR_DOCS_SHOT=1
+    to write it to docs/dashboard.png (the README's picture) instead of a temporary folder."""
+    in_docs = os.environ.get("AFFECT_MONITOR_DOCS_SHOT") == "1"
+    out = REPO / "docs" / "dashboard.png" if in_docs else tmp_path / "dashboard.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ui", "--connect", publisher.endpoint, "--duration", "3",
