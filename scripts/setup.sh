@@ -32,7 +32,9 @@ PY=${PYTHON:-python3}
 # The bundled Triton server's Python stub needs NumPy 1 and its own packages, apart from .venv
 # (see docs/scale-out.md); the Triton tests skip without it.
 if [ ! -f .venv/triton-site/.complete ]; then
+    # pip compares the target's NumPy 1 with .venv's packages and warns; the two never mix.
     .venv/bin/pip install -q --target .venv/triton-site nvidia-pytriton==0.7.0 onnxruntime==1.32.0 "numpy<2" \
+        > .venv/triton-site.log 2>&1 \
         && touch .venv/triton-site/.complete \
         || echo "setup: the Triton server bundle did not install; its tests will be skipped" >&2
 fi
