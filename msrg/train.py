@@ -54,6 +54,10 @@ class TrainOptions:
             raise ValueError(f"loss must be l1 or mse, got {self.loss!r}")
 
 
+CLI_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "aux_weight", "grad_clip", "patience",
+              "seed", "threads", "loss")  # fmt: skip
+
+
 @dataclass
 class TrainResult:
     model: MSRG
@@ -214,17 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "--metrics-json", default=None, help="metrics JSON (default: next to --out)"
     )
     defaults = TrainOptions()
-    for field in (
-        "epochs",
-        "batch_size",
-        "lr",
-        "aux_weight",
-        "grad_clip",
-        "patience",
-        "seed",
-        "threads",
-        "loss",
-    ):
+    for field in CLI_FIELDS:
         value = getattr(defaults, field)
         kind = type(value) if value is not None else int
         parser.add_argument(f"--{field.replace('_', '-')}", type=kind, default=value)
@@ -232,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         "--d-model", type=int, default=None, help="override the preset's model width"
     )
     parser.add_argument("--window", type=int, default=None, help="override the JCAF window (steps)")
+    parser.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -240,22 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             config = replace(config, d_model=args.d_model)
         if args.window:
             config = replace(config, window=args.window)
-        options = TrainOptions(
-            **{
-                f: getattr(args, f)
-                for f in (
-                    "epochs",
-                    "batch_size",
-                    "lr",
-                    "aux_weight",
-                    "grad_clip",
-                    "patience",
-                    "seed",
-                    "threads",
-                    "loss",
-                )
-            }
-        )
+        if args.dropout is not None:
+            config = replace(config, dropout=args.dropout)
+        options = TrainOptions(**{f: getattr(args, f) for f in CLI_FIELDS})
         wanted = ("train", "valid", "test")
         try:
             splits = load_mmsa(args.data, wanted)
