@@ -1,6 +1,6 @@
 """Many streams against one Triton server: throughput and per-step latency.
 
-    python -m benchmarks.triton [--checkpoint CKPT] [--streams 1 8 32 64] [--seconds 4]
+    python -m benchmarks.serving [--checkpoint CKPT] [--streams 1 8 32 64] [--seconds 4]
 
 Starts the bundled Triton server (engines/triton_server.py) on a loopback port with a `cpu`
 repository written for the checkpoint, then for each N runs N client threads, one stream each
@@ -11,7 +11,7 @@ same N streams as one batch per call (the best a single process does without a s
 
 Closed loop: each stream steps as fast as the server answers. A live stream needs 10 steps/s,
 so the number of live 10 Hz streams one server sustains is about (steps/s in all) / 10, as long
-as p95 stays well under the 100 ms step period. Writes benchmarks/results/triton.json.
+as p95 stays well under the 100 ms step period. Writes benchmarks/results/serving.json.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 from benchmarks.machine import percentiles_ms, print_table, write_result
 from engines import StepInputs, load_engine
 
-log = logging.getLogger("benchmarks.triton")
+log = logging.getLogger("benchmarks.serving")
 STEP_HZ = 10.0  # live step rate (100 ms hop)
 
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(headers, [[r["engine"], r["streams"], r["steps_per_s"], r["p50"], r["p95"],
                            r["p99"]] for r in report["rows"]])  # fmt: skip
     print(f"live 10 Hz streams one server sustains here: {report['live_10hz_streams_sustained']}")
-    path = write_result("triton", report)
+    path = write_result("serving", report)
     log.warning("wrote %s", path)
     return 0
 
