@@ -358,11 +358,8 @@ class Pipeline:
                     eos_at = time.monotonic()
                     runner.add(aligner.flush(end_s))
                 if tracker.awaiting_asr and time.monotonic() - eos_at > self.options.asr_wait_s:
-                    self.stats.error(
-                        f"speech recognition did not finish {tracker.awaiting_asr} segment(s) in time"
-                    )
-                    for u in list(tracker._open.values()):  # noqa: SLF001
-                        tracker.transcribed(u.segment_id, ())
+                    missed = tracker.give_up_on_asr()
+                    self.stats.error(f"speech recognition did not finish {missed} segment(s) in time")
                 if not tracker.awaiting_asr:
                     tracker.close_all()
             else:

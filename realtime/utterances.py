@@ -77,6 +77,14 @@ class UtteranceTracker:
             del self._open[u.segment_id]
         return due
 
+    def give_up_on_asr(self) -> int:
+        """Speech recognition will not answer (end of stream, timeout): close every utterance
+        still waiting for words with an empty transcript. Returns how many there were."""
+        waiting = [u for u in self._open.values() if u.t_end_s is not None and u.words is None]
+        for u in waiting:
+            u.words = ()
+        return len(waiting)
+
     def close_all(self) -> None:
         """End of stream: nothing more will be heard."""
         self._vad_until_s = math.inf
