@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         session = Session(options, frame_sink=preview.push if preview else None)
+        if not dashboard:
+            session.pipeline.on_message = _print_utterance
         session.start()
     except SessionError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -208,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     log.info("session %s ended: %d steps, %d utterances, %d errors", options.pipeline.session,
              s.steps_published, s.utterances_published, s.errors)  # fmt: skip
     return 0
+
+
+def _print_utterance(msg) -> None:
+    """Headless: each utterance result on its own line, between the status lines."""
+    from realtime.messages import UtteranceMessage
+
+    if isinstance(msg, UtteranceMessage):
+        print(f"utterance {msg.utterance_id:3d} [{msg.t_start:6.1f}-{msg.t_end:6.1f} s] "
+              f"{msg.final_intensity:+.2f} {msg.label:<8} {msg.transcript}", flush=True)  # fmt: skip
 
 
 def _dashboard_wanted(args: argparse.Namespace) -> bool:
