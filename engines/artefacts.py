@@ -18,7 +18,6 @@ Stale or corrupt artefacts are rebuilt when `rebuild` is allowed and refused wit
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.base import ArtefactError
+from msrg.digest import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +42,6 @@ def artefact_root(checkpoint: str | Path, cache_dir: str | Path | None = None) -
     checkpoint = Path(checkpoint)
     base = Path(cache_dir) if cache_dir is not None else checkpoint.parent
     return base / f"{checkpoint.stem}.engines"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -103,7 +95,7 @@ def check(folder: Path, spec: ArtefactSpec) -> None:
         if not path.is_file():
             raise _Problem("corrupt", f"{path} is missing")
         # Size first: a cheap check that catches truncation without hashing.
-        if path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
+        if path.stat().st_size != entry.get("bytes") or file_digest(path) != entry.get("sha256"):
             raise _Problem("corrupt", f"{path} does not match its recorded sha256")
 
 
@@ -156,7 +148,7 @@ def write(folder: Path, spec: ArtefactSpec, build: Callable[[Path], dict[str, An
             path = tmp / name
             if not path.is_file():
                 raise ArtefactError(f"exporter did not write {name} for {spec.kind}")
-            files[name] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+            files[name] = {"sha256": file_digest(path), "bytes": path.stat().st_size}
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

@@ -3,7 +3,6 @@ from it. Every failure is a CheckpointError with a one-line, actionable message.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 
 from msrg.config import MSRGConfig
+from msrg.digest import file_digest
 from msrg.model import MSRG
 
 FORMAT = "affect-monitor/msrg-checkpoint"
@@ -33,14 +33,6 @@ class LoadedCheckpoint:
     @property
     def config(self) -> MSRGConfig:
         return self.model.config
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(model: MSRG, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
