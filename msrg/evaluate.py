@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from msrg.metrics import format_table, regression_metrics
+from msrg.metrics import format_table, json_safe, regression_metrics
 
 log = logging.getLogger("msrg.evaluate")
 RIDGE_ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
@@ -60,14 +59,6 @@ def predict_checkpoint(checkpoint: Path, data) -> dict[str, np.ndarray]:
     loaded = load_checkpoint(checkpoint)
     check_feature_dims(loaded.config, data.dims, f"checkpoint {checkpoint}", "the built features")
     return predict(loaded.model, data)
-
-
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    return obj
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     report["metrics"] = rows
     if args.json:
-        args.json.write_text(json.dumps(_json_safe(report), indent=2))
+        args.json.write_text(json.dumps(json_safe(report), indent=2))
         print(f"wrote {args.json}")
     return 0
 

@@ -61,6 +61,17 @@ def regression_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
+def json_safe(obj):
+    """`obj` with NaN/inf floats (e.g. Acc-2 non-0 when every label is 0) as None, for JSON."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 METRIC_LABELS = {
     "acc2_non0": "Acc-2 (non-0)",
     "f1_non0": "F1 (non-0)",

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from msrg.checkpoint import CheckpointError, check_feature_dims, save_checkpoint
 from msrg.config import MODALITIES, MSRGConfig, preset
 from msrg.data import DataFormatError, SequenceSet, load_mmsa
-from msrg.metrics import format_table, regression_metrics
+from msrg.metrics import format_table, json_safe, regression_metrics
 from msrg.model import MSRG
 
 log = logging.getLogger("msrg.train")
@@ -194,16 +194,6 @@ def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOpti
     return TrainResult(model, best_epoch, history, metrics)
 
 
-def _json_safe(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m msrg.train", description=__doc__.splitlines()[0]
@@ -258,14 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     meta = {
         "data": str(args.data), "preset": args.preset, "options": asdict(options),
-        "best_epoch": result.best_epoch, "metrics": _json_safe(result.metrics),
+        "best_epoch": result.best_epoch, "metrics": json_safe(result.metrics),
         "trained_s": round(time.time() - started, 1),
     }  # fmt: skip
     save_checkpoint(result.model, out, meta)
     metrics_path = (
         Path(args.metrics_json) if args.metrics_json else out.with_suffix(".metrics.json")
     )
-    metrics_path.write_text(json.dumps(_json_safe({**meta, "history": result.history}), indent=2))
+    metrics_path.write_text(json.dumps(json_safe({**meta, "history": result.history}), indent=2))
     print(format_table({k: v for k, v in result.metrics.items() if "_" not in k}))
     print(f"checkpoint: {out}\nmetrics: {metrics_path}")
     return 0

@@ -438,7 +438,6 @@ class Pipeline:
         self._utterance_seq += 1
         with self.stats.lock:
             self.stats.utterances_published += 1
-            self.stats.utterance_latencies_ms.append(latency_ms)
         self._emit(msg)
 
     def _source_state(self, kind: str, present: bool, ended: set[str], last_seen: dict) -> str:
@@ -473,9 +472,10 @@ class Pipeline:
 
     def _publish_status(self, aligner: Aligner, ended: set[str], last_seen: dict) -> None:
         stats = self.stats
-        dropped_frames = sum(s.stats().frames_dropped for s in self.sources)
+        source_stats = [s.stats() for s in self.sources]
+        dropped_frames = sum(st.frames_dropped for st in source_stats)
         # Device overflows (samples PortAudio lost before we saw them) count as dropped audio.
-        dropped_audio = sum(s.stats().audio_dropped + s.stats().audio_overflows for s in self.sources)
+        dropped_audio = sum(st.audio_dropped + st.audio_overflows for st in source_stats)
         for q, name in ((self._video_q, "frames"), (self._audio_q, "audio")):
             if isinstance(q, DropOldestQueue):
                 if name == "frames":

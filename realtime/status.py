@@ -16,17 +16,11 @@ class SessionStats:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     frames_processed: int = 0
-    frames_dropped: int = 0  # dropped between capture and the face extractor
-    audio_dropped: int = 0
     steps_published: int = 0
     utterances_published: int = 0
     errors: int = 0
     last_error: str | None = None
-    last_frame_monotonic_s: float | None = None
     latencies_ms: collections.deque = field(default_factory=lambda: collections.deque(maxlen=200))
-    utterance_latencies_ms: collections.deque = field(
-        default_factory=lambda: collections.deque(maxlen=200)
-    )
     _rate_marks: dict = field(default_factory=dict)
 
     def error(self, message: str) -> None:
@@ -37,7 +31,6 @@ class SessionStats:
     def frame_done(self) -> None:
         with self.lock:
             self.frames_processed += 1
-            self.last_frame_monotonic_s = time.monotonic()
 
     def latency_percentiles(self) -> tuple[float | None, float | None]:
         with self.lock:
