@@ -135,6 +135,28 @@ def load_mmsa(path: str | Path, splits: tuple[str, ...] = SPLITS) -> dict[str, S
     return sets
 
 
+def concat_sets(sets: list[SequenceSet]) -> SequenceSet:
+    """One set from several (e.g. the same segments with ASR and with ground-truth words): steps
+    are padded at the end to the longest, which every causal layer ignores."""
+    if len(sets) == 1:
+        return sets[0]
+    if len({tuple(s.dims.values()) for s in sets}) != 1:
+        raise DataFormatError(f"data files have different feature sizes: {[s.dims for s in sets]}")
+    steps = max(s.text.shape[1] for s in sets)
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        widths = [(0, 0), (0, steps - a.shape[1])] + [(0, 0)] * (a.ndim - 2)
+        return np.pad(a, widths)
+
+    return SequenceSet(
+        *(np.concatenate([pad(getattr(s, k)) for s in sets])
+          for k in ("text", "audio", "visual", "mask", "valid")),
+        labels=np.concatenate([s.labels for s in sets]),
+        ids=[i for s in sets for i in s.ids],
+        raw_text=[t for s in sets for t in s.raw_text],
+    )  # fmt: skip
+
+
 def make_synthetic_mmsa(
     path: str | Path, *, dims: tuple[int, int, int] = (16, 5, 8), steps: int = 20,
     sizes: tuple[int, int, int] = (256, 64, 64), seed: int = 0,

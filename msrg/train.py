@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from msrg.checkpoint import CheckpointError, check_feature_dims, save_checkpoint
 from msrg.config import MODALITIES, MSRGConfig, preset
-from msrg.data import DataFormatError, SequenceSet, load_mmsa
+from msrg.data import DataFormatError, SequenceSet, concat_sets, load_mmsa
 from msrg.metrics import format_table, json_safe, regression_metrics
 from msrg.model import MSRG
 
@@ -140,17 +140,14 @@ def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOpti
     history = []
     for epoch in range(1, options.epochs + 1):
         model.train()
-        order = rng.permutation(len(train_set))
-        batches = range(0, len(order), options.batch_size)
         bar = tqdm(
-            batches,
+            _batches(train_set, options.batch_size, rng),
             desc=f"epoch {epoch}/{options.epochs}",
             leave=False,
             disable=not options.progress,
         )
         total, count = 0.0, 0
-        for start in bar:
-            idx = order[start : start + options.batch_size]
+        for idx in bar:
             text, audio, visual, mask, valid, labels = _tensors(train_set, idx)
             seq = model(text, audio, visual, mask)
             utt = model.utterance(text, audio, visual, mask, valid, seq.intensity, seq.salience)
@@ -194,11 +191,29 @@ def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOpti
     return TrainResult(model, best_epoch, history, metrics)
 
 
+def load_splits(paths: list[str]) -> dict[str, SequenceSet]:
+    """train and valid (and test where every file has it) of each file, joined split by split."""
+    per_file = []
+    for path in paths:
+        try:
+            per_file.append(load_mmsa(path, ("train", "valid", "test")))
+        except DataFormatError as exc:
+            if "lacks split(s) test" not in str(exc):
+                raise
+            per_file.append(load_mmsa(path, ("train", "valid")))
+            log.info("%s has no test split", path)
+    names = [s for s in ("train", "valid", "test") if all(s in f for f in per_file)]
+    return {name: concat_sets([f[name] for f in per_file]) for name in names}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m msrg.train", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--data", required=True, help="MMSA-format pickle (train/valid[/test])")
+    parser.add_argument(
+        "--data", required=True, nargs="+",
+        help="MMSA-format pickle(s) (train/valid[/test]); several files are joined split by split",
+    )  # fmt: skip
     parser.add_argument(
         "--preset", default="mosi",
         help="architecture preset: live, mosi, mosei, or 'data' (live settings, dimensions from the file)",
@@ -228,18 +243,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.dropout is not None:
             config = replace(config, dropout=args.dropout)
         options = TrainOptions(**{f: getattr(args, f) for f in CLI_FIELDS})
-        wanted = ("train", "valid", "test")
-        try:
-            splits = load_mmsa(args.data, wanted)
-        except DataFormatError as exc:
-            if "lacks split(s) test" not in str(exc):
-                raise
-            splits = load_mmsa(args.data, ("train", "valid"))
-            log.info("%s has no test split: reporting train and valid only", args.data)
+        splits = load_splits(args.data)
         if args.preset == "data":
             dims = splits["train"].dims
             config = config.with_dims(dims["text"], dims["audio"], dims["visual"])
-        check_feature_dims(config, splits["train"].dims, f"preset '{args.preset}'", args.data)
+        check_feature_dims(config, splits["train"].dims, f"preset '{args.preset}'", " + ".join(args.data))
     except (DataFormatError, CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -247,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     result = train(config, splits, options)
     out = Path(args.out)
     meta = {
-        "data": str(args.data), "preset": args.preset, "options": asdict(options),
+        "data": [str(d) for d in args.data], "preset": args.preset, "options": asdict(options),
         "best_epoch": result.best_epoch, "metrics": json_safe(result.metrics),
         "trained_s": round(time.time() - started, 1),
     }  # fmt: skip

@@ -89,3 +89,22 @@ def test_unaligned_audio_is_pooled_onto_text_steps(tmp_path):
     assert np.allclose(audio[0, 0], raw[0, 0:4].mean(0))
     assert np.allclose(audio[1, 0], raw[1, 0:2].mean(0))
     assert (audio[2] == 0).all()
+
+
+def test_several_files_join_split_by_split(tmp_path):
+    from msrg.train import load_splits
+
+    a = make_synthetic_mmsa(tmp_path / "a.pkl", dims=(4, 3, 2), steps=6, sizes=(8, 4, 4), seed=1)
+    b = make_synthetic_mmsa(tmp_path / "b.pkl", dims=(4, 3, 2), steps=9, sizes=(5, 3, 2), seed=2)
+    joined = load_splits([str(a), str(b)])
+    one, two = load_mmsa(a), load_mmsa(b)
+    assert [len(joined[s]) for s in ("train", "valid", "test")] == [13, 7, 6]
+    train = joined["train"]
+    assert train.text.shape == (13, 9, 4)  # padded to the longer file
+    np.testing.assert_array_equal(train.text[:8, :6], one["train"].text)
+    assert train.valid[:8, 6:].sum() == 0  # padding is not a real step
+    np.testing.assert_array_equal(train.audio[8:], two["train"].audio)
+    np.testing.assert_array_equal(train.labels, np.r_[one["train"].labels, two["train"].labels])
+    c = make_synthetic_mmsa(tmp_path / "c.pkl", dims=(5, 3, 2), steps=6, sizes=(4, 2, 2))
+    with pytest.raises(DataFormatError, match="different feature sizes"):
+        load_splits([str(a), str(c)])
