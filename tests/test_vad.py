@@ -140,3 +140,26 @@ def test_segmenter_options_validated() -> None:
         SegmenterOptions(threshold=0.5, neg_threshold=0.7)
     with pytest.raises(ValueError):
         SegmenterOptions(pause_ms=-1)
+
+
+def test_pause_onset_gives_the_end_a_confirmed_pause_will_have() -> None:
+    """Speculative ASR starts at the onset: it must name exactly the close's end, and vanish when
+    speech resumes before the pause is confirmed."""
+    seg = SpeechSegmenter(SegmenterOptions(pause_ms=600, min_speech_ms=200, padding_ms=100))
+    ps = probs([0.0] * 2 + [0.9] * 5 + [0.1] * 3 + [0.9] * 4 + [0.0] * 13, chunk_s=0.05)
+    onsets, events = [], []
+    for p in ps:
+        events += seg.push(p)
+        onsets.append(seg.pause_onset)
+    assert onsets[:7] == [None] * 7  # silence, then speech
+    assert onsets[7] is None  # 50 ms of silence: less than the padding, the end is not heard yet
+    first = onsets[8]
+    assert first is not None and first.segment_id == 0
+    assert first.t_start_s == pytest.approx(0.0) and first.t_end_s == pytest.approx(0.45)
+    assert onsets[9] == first  # the same onset while the silence lasts
+    assert onsets[10] is None  # speech resumed: the guess is stale
+    second = onsets[15]
+    assert second is not None and second.t_end_s == pytest.approx(0.8)
+    (end,) = [e for e in events if isinstance(e, SegmentEnd)]
+    assert end.t_end_s == second.t_end_s and not end.forced  # exactly, not approximately
+    assert seg.pause_onset is None  # closed

@@ -3,7 +3,7 @@
 `SileroVad` turns audio into one speech probability per 512-sample chunk (32 ms at 16 kHz).
 `SpeechSegmenter` turns probabilities into segment start/end events; it has no model and no
 clock of its own, so it is tested on synthetic probabilities. The live pipeline closes an
-utterance on a segment end.
+utterance on a segment end, and starts recognising it early at a `PauseOnset`.
 """
 
 from __future__ import annotations
@@ -155,6 +155,18 @@ class SegmentEnd:
 SegmentEvent = SegmentStart | SegmentEnd
 
 
+@dataclass(frozen=True, slots=True)
+class PauseOnset:
+    """Silence has begun inside an open segment and lasted the padding: if it goes on to last
+    pause_ms, the segment's SegmentEnd will have exactly this t_end_s. Not an event (nothing is
+    decided yet); the live pipeline uses it to start speech recognition before the pause is
+    confirmed (speculative ASR)."""
+
+    segment_id: int
+    t_start_s: float
+    t_end_s: float  # the segment's end if this silence becomes a pause
+
+
 class SpeechSegmenter:
     """push(SpeechProbability) -> events; flush() closes an open segment; reset(). No I/O."""
 
@@ -173,6 +185,19 @@ class SpeechSegmenter:
     @property
     def in_speech(self) -> bool:
         return self._open is not None
+
+    @property
+    def pause_onset(self) -> PauseOnset | None:
+        """The open segment's would-be end, once its current silence has lasted the padding (so
+        the audio up to that end has been heard); None while speech goes on or no segment is
+        open. Speech resuming makes it None again; a later silence gives a new one."""
+        if self._open is None or self._silence_s is None or self._last_end_s is None:
+            return None
+        pad_s = self.options.padding_ms / 1000.0
+        if self._last_end_s - self._silence_s + _EPS_S < pad_s:
+            return None
+        # The same expression as the close by a pause in push(): the end must match exactly.
+        return PauseOnset(self._open.segment_id, self._open.t_start_s, self._silence_s + pad_s)
 
     def push(self, p: SpeechProbability) -> list[SegmentEvent]:
         opts = self.options
