@@ -156,3 +156,115 @@ def test_partials_are_superseded_and_never_replace_finals(recognizer) -> None:
     first = worker._inbox.take(0.0)
     assert first is not None and first.request.final
     assert worker._inbox.take(0.0) is None
+
+
+class _Counting:
+    """Not a model stand-in: it counts calls to the real recogniser and can hold one call at its
+    start (`hold`), to submit a final while a speculation is mid-transcription."""
+
+    def __init__(self, inner: SpeechRecognizer) -> None:
+        self.inner, self.calls = inner, []
+        self.started, self.hold = threading.Event(), threading.Event()
+        self.hold.set()
+
+    def transcribe(self, samples: np.ndarray, t_start_s: float):
+        self.calls.append(len(samples))
+        self.started.set()
+        assert self.hold.wait(30.0)
+        return self.inner.transcribe(samples, t_start_s)
+
+
+def _speculation_run(recognizer, requests) -> tuple[_Counting, AsrWorker, list[AsrResult]]:
+    """Run `requests` (AsrRequest, or a callable step) through a worker; results once final."""
+    counting = _Counting(recognizer)
+    worker = AsrWorker(counting, poll_s=0.2)
+    worker.start()
+    try:
+        for step in requests:
+            step(worker, counting) if callable(step) else worker.submit(step)
+        result = worker.results.get(timeout_s=60.0)
+        assert result is not None
+        results = [result]
+        while (more := worker.results.get(timeout_s=0.3)) is not None:
+            results.append(more)
+    finally:
+        worker.stop(timeout_s=30.0)
+    return counting, worker, results
+
+
+def _idle(worker: AsrWorker, _counting=None) -> None:
+    """Wait until the worker has nothing left to do (a speculation's words are kept)."""
+    deadline = time.monotonic() + 60.0
+    while worker.stats.speculations < 1 or worker._inbox._speculation_queued() or (
+        worker._inbox._speculative is not None
+        and worker._inbox._speculative.speculation.words is None
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_speculation_done_before_the_pause_is_confirmed_becomes_the_final(
+    recognizer, speech, words
+) -> None:
+    spec = AsrRequest(0, T0_S, speech, final=False, speculative=True)
+    final = AsrRequest(0, T0_S, speech.copy(), final=True)  # the same audio, cut again
+    counting, worker, results = _speculation_run(recognizer, [spec, _idle, final])
+    assert len(counting.calls) == 1  # no second Whisper pass
+    (result,) = results  # the speculation itself was never delivered
+    assert result.final and result.words == tuple(words)  # what a plain final pass gives
+    assert result.t_start_s == T0_S and result.compute_s == 0.0
+    assert worker.stats.speculations_used == 1 and worker.stats.finals == 1
+
+
+def test_speculation_still_running_at_the_confirmed_pause_becomes_the_final(
+    recognizer, speech, words
+) -> None:
+    def submit_while_running(worker: AsrWorker, counting: _Counting) -> None:
+        counting.hold.clear()
+        counting.started.clear()
+        worker.submit(AsrRequest(0, T0_S, speech, final=False, speculative=True))
+        assert counting.started.wait(30.0)  # transcribing, held at its start
+        worker.submit(AsrRequest(0, T0_S, speech.copy(), final=True))
+        counting.hold.set()
+
+    counting, worker, results = _speculation_run(recognizer, [submit_while_running])
+    assert len(counting.calls) == 1
+    (result,) = results
+    assert result.final and result.words == tuple(words)
+    assert worker.stats.speculations_used == 1 and worker.stats.speculations_discarded == 0
+
+
+def test_speculation_is_discarded_when_speech_resumes(recognizer, speech, words) -> None:
+    """The pause onset came mid-sentence; speech resumed (withdraw), and the segment then closed
+    with more audio: the final is that audio's own transcription, not the early guess."""
+    cut = len(speech) // 2
+    early = AsrRequest(0, T0_S, speech[:cut], final=False, speculative=True)
+    final = AsrRequest(0, T0_S, speech, final=True)
+
+    def resumed(worker: AsrWorker, _counting) -> None:
+        _idle(worker)
+        worker.withdraw(0)
+
+    counting, worker, results = _speculation_run(recognizer, [early, resumed, final])
+    assert counting.calls == [cut, len(speech)]  # the guess ran, then the real final
+    (result,) = results
+    assert result.final and result.words == tuple(words)
+    assert worker.stats.speculations_discarded == 1 and worker.stats.speculations_used == 0
+
+
+def test_speculation_of_other_audio_is_never_the_final(recognizer, speech, words) -> None:
+    """Without a withdraw (speech resumed and paused again within one block), the final's audio
+    differs from the guess's: the guess is discarded on the spot."""
+    cut = len(speech) // 2
+    early = AsrRequest(0, T0_S, speech[:cut], final=False, speculative=True)
+    final = AsrRequest(0, T0_S, speech, final=True)
+    counting, worker, results = _speculation_run(recognizer, [early, _idle, final])
+    assert counting.calls == [cut, len(speech)]
+    (result,) = results
+    assert result.final and result.words == tuple(words)
+    assert worker.stats.speculations_discarded == 1
+
+
+def test_speculation_requests_are_checked() -> None:
+    with pytest.raises(ValueError):
+        AsrRequest(0, 0.0, np.zeros(10, np.float32), final=True, speculative=True)
