@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.extractors.vad import SegmenterOptions, SegmentEvent, SileroVad, SpeechSegmenter
+from realtime.extractors.vad import (
+    PauseOnset,
+    SegmenterOptions,
+    SegmentEvent,
+    SileroVad,
+    SpeechSegmenter,
+)
 from realtime.extractors.voice import VoiceExtractor
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, SpeechProbability, VoiceFrames
 
@@ -64,3 +70,8 @@ class AudioFrontEnd:
 
     def cut(self, t_start_s: float, t_end_s: float) -> tuple[float, np.ndarray]:
         return self.ring.cut(t_start_s, t_end_s)
+
+    @property
+    def pause_onset(self) -> PauseOnset | None:
+        """Where the open segment ends if its current silence becomes a pause (see PauseOnset)."""
+        return self.segmenter.pause_onset

@@ -31,6 +31,7 @@ from realtime.clock import StreamClock
 from realtime.extractors import Extractors
 from realtime.extractors.asr import AsrRequest, AsrResult, AsrWorker
 from realtime.extractors.vad import (
+    PauseOnset,
     SegmentEnd,
     SegmentStart,
 )
@@ -55,6 +56,9 @@ class PipelineOptions:
     duration_s: float | None = None  # stop after this much stream time
     late_after_s: float = 0.5  # a modality this late no longer holds a step back (live only)
     partial_asr_s: float = 0.0  # transcribe a growing segment every so often (0: finals only)
+    # Start transcribing at a pause onset and keep the result if the pause is confirmed with the
+    # same audio (realtime/extractors/asr.py); False waits for the pause, as before.
+    speculative_asr: bool = True
     asr_wait_s: float = 60.0  # at the end of a stream, wait this long for pending transcripts
     status_period_s: float = 1.0
     # A live device silent this long is reported lost (at once, not at the next 1 Hz status),
@@ -239,6 +243,7 @@ class Pipeline:
     def _audio_worker(self) -> None:
         front = AudioFrontEnd(self.options.pause_ms, self.options.audio_history_s)
         open_segment: SegmentStart | None = None
+        speculated: PauseOnset | None = None  # the pause onset submitted to ASR early
         last_partial_s = -math.inf
         t_end_s = 0.0
         while not self.stop_event.is_set():
@@ -268,11 +273,38 @@ class Pipeline:
                 self._segment_event(event, front)
                 open_segment = event if isinstance(event, SegmentStart) else None
                 last_partial_s = t_end_s
+            if self.options.speculative_asr:
+                speculated = self._speculate(front, open_segment, speculated)
             every = self.options.partial_asr_s
             if open_segment is not None and every > 0 and t_end_s - last_partial_s >= every:
                 last_partial_s = t_end_s
                 t0, samples = front.cut(open_segment.t_start_s, t_end_s)
                 self._asr.submit(AsrRequest(open_segment.segment_id, t0, samples, final=False))
+
+    def _speculate(
+        self, front: AudioFrontEnd, open_segment: SegmentStart | None,
+        speculated: PauseOnset | None,
+    ) -> PauseOnset | None:  # fmt: skip
+        """Speculative ASR: at a pause onset, submit the segment as it will be if the pause is
+        confirmed, so Whisper runs during the pause instead of after it (the final request then
+        finds the result ready or running); when speech resumes, withdraw it. Returns the onset
+        now speculated on."""
+        onset = front.pause_onset
+        if onset == speculated:
+            return speculated
+        if onset is None:
+            if (
+                speculated is not None
+                and open_segment is not None
+                and open_segment.segment_id == speculated.segment_id
+            ):
+                self._asr.withdraw(speculated.segment_id)  # speech resumed: the guess is stale
+            return None  # (or the segment closed: its final took the speculation over)
+        t0, samples = front.cut(onset.t_start_s, onset.t_end_s)
+        self._asr.submit(
+            AsrRequest(onset.segment_id, t0, samples, final=False, speculative=True)
+        )  # a newer onset of the same segment supersedes the older one in the inbox
+        return onset
 
     def _segment_event(self, event: SegmentStart | SegmentEnd, front: AudioFrontEnd) -> None:
         if isinstance(event, SegmentStart):
