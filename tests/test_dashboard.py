@@ -162,17 +162,17 @@ def test_markers_are_drawn_as_labelled_lines(qtbot, publisher: Publisher, dashbo
     publisher.send(msgs)
     qtbot.waitUntil(lambda: len(window.history.markers()) == len(markers) >= 3, timeout=5000)
     window.refresh()
-    shown = [line for line in window.marker_lines if line.isVisible()]
-    assert [line.value() for line in shown] == [mk.t_stream for mk in markers]
-    assert [line.label.toPlainText() for line in shown] == [mk.value for mk in markers]
-    pool = len(window.marker_lines)
-    window.set_window(10.0)  # only the markers of the newest 10 s stay; the pool is reused
+    shown = window.marker_overlay.markers()
+    assert [x for x, _ in shown] == [mk.t_stream for mk in markers]
+    assert [label for _, label in shown] == [mk.value for mk in markers]
+    window.grab()  # paint: the labels that fit are drawn, the newest always
+    drawn = window.marker_overlay.labels_drawn
+    assert drawn and drawn[0] == markers[-1].value and set(drawn) <= {mk.value for mk in markers}
+    window.set_window(10.0)  # only the markers of the newest 10 s stay
     window.refresh()
     latest = window.history.latest_time
     recent = [mk for mk in markers if mk.t_stream >= latest - 10.0]
-    assert [line.value() for line in window.marker_lines if line.isVisible()] == [
-        mk.t_stream for mk in recent]
-    assert len(window.marker_lines) == pool
+    assert [x for x, _ in window.marker_overlay.markers()] == [mk.t_stream for mk in recent]
 
 
 def test_reconnects_after_publisher_restart(qtbot, publisher: Publisher, dashboard) -> None:

@@ -3,7 +3,7 @@
 Every plot item is created once in the constructor; a timer calls `refresh()`, which pushes the
 current window of data with `setData` only when the history changed since the last frame.
 Provisional steps (no `final` revision yet) are drawn as a dashed, lighter line. Experimenter
-markers are vertical lines labelled with their text, from a pool of lines reused frame to frame.
+markers are vertical lines labelled with their text, all drawn by one overlay item.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from PyQt6.QtWidgets import (
 
 from realtime.messages import NEUTRAL_BAND, MarkerMessage, Message, UtteranceMessage
 from ui.history import WINDOWS_S, History, write_utterances_csv
+from ui.plot_items import LineOverlay
 from ui.preview import CameraPreview, FrameSlot
 from ui.widgets import (
     BACKGROUND,
@@ -76,7 +77,6 @@ class DashboardWindow(QMainWindow):
         self._drawn_utterances = -1
         self._drawn_spans: tuple[int, float] = (-1, 0.0)
         self._drawn_markers: tuple[int, float] = (-1, 0.0)
-        self.marker_lines: list[pg.InfiniteLine] = []  # a pool: grown on demand, then reused
         self._drawn_status: object = None
         self.setWindowTitle(title)
         self.resize(1280, 860)
@@ -135,19 +135,26 @@ class DashboardWindow(QMainWindow):
         # Draw at most ~2 points per pixel column (peaks kept), and only what is in view.
         ip.setDownsampling(auto=True, mode="peak")
         ip.setClipToView(True)
-        for y in (-2, -1, 1, 2):  # light guides; a full grid costs ~10 ms per frame to blend
-            ip.addItem(pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(_colour(MUTED, 45))))
+        # Guides and markers are LineOverlay items (one per layer, not one InfiniteLine per line:
+        # those cost ~2 ms per frame between them, recomputed in Python whenever the view scrolls).
+        # Light guides under the utterance spans; a full grid costs ~10 ms per frame to blend.
+        faint = pg.mkPen(_colour(MUTED, 45))
+        ip.addItem(LineOverlay(hlines=[(y, faint) for y in (-2, -1, 1, 2)]), ignoreBounds=True)
         self.spans = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[], brushes=[], pen=None)
         ip.addItem(self.spans)
-        ip.addItem(pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen(MUTED, width=1)))
-        for y in (-NEUTRAL_BAND, NEUTRAL_BAND):  # the neutral label band
-            ip.addItem(pg.InfiniteLine(pos=y, angle=0, pen=pg.mkPen(
-                _colour(MUTED, 120), width=1, style=Qt.PenStyle.DotLine)))
+        band = pg.mkPen(_colour(MUTED, 120), width=1, style=Qt.PenStyle.DotLine)
+        ip.addItem(LineOverlay(hlines=[(0.0, pg.mkPen(MUTED, width=1)), (-NEUTRAL_BAND, band),
+                                       (NEUTRAL_BAND, band)]),  # zero and the neutral label band
+                   ignoreBounds=True)
         self.final_curve = pg.PlotDataItem(pen=pg.mkPen(FINAL_PEN, width=2), connect="finite")
         self.provisional_curve = pg.PlotDataItem(
             pen=pg.mkPen(PROVISIONAL_PEN, width=2, style=Qt.PenStyle.DashLine), connect="finite")
         ip.addItem(self.final_curve)
         ip.addItem(self.provisional_curve)
+        self.marker_overlay = LineOverlay(  # experimenter markers, over the curves
+            marker_pen=pg.mkPen(MARKER_PEN, width=1, style=Qt.PenStyle.DashLine),
+            label_colour=MARKER_PEN, label_at=0.96)
+        ip.addItem(self.marker_overlay, ignoreBounds=True)
         self.weights_plot = plots.addPlot(row=1, col=0)
         wp = self.weights_plot
         wp.setTitle("Modality weights (AMLP): " + " ".join(
@@ -338,20 +345,8 @@ class DashboardWindow(QMainWindow):
             brushes=[_SPAN_BRUSHES[u.label] for u in utts])
 
     def _draw_markers(self, markers: list[MarkerMessage]) -> None:
-        while len(self.marker_lines) < len(markers):
-            pen = pg.mkPen(MARKER_PEN, width=1, style=Qt.PenStyle.DashLine)
-            line = pg.InfiniteLine(angle=90, movable=False, pen=pen, label="", labelOpts={
-                "position": 0.96, "color": MARKER_PEN, "anchors": [(0, 0), (0, 0)]})
-            self.intensity_plot.addItem(line, ignoreBounds=True)
-            self.marker_lines.append(line)
-        for i, line in enumerate(self.marker_lines):
-            if i < len(markers):
-                mk = markers[i]
-                line.setPos(mk.t_stream)
-                # The label is a str.format template: braces in a marker's text must be doubled.
-                line.label.setFormat(mk.value[:40].replace("{", "{{").replace("}", "}}"))
-                line.setToolTip(f"{mk.source}: {mk.value}")
-            line.setVisible(i < len(markers))
+        self.marker_overlay.set_markers(
+            [(mk.t_stream, mk.value[:40], f"{mk.source}: {mk.value}") for mk in markers])
 
     def _show_status(self) -> None:
         s = self.history.status
