@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="write messages.jsonl, steps.csv, utterances.csv here",
     )
     out.add_argument(
+        "--record-media",
+        action="store_true",
+        help="with --record: also the raw audio (16 kHz WAV) and video (MKV) of the session",
+    )
+    out.add_argument(
         "--lsl", action="store_true", help="also publish steps and utterances as LSL streams"
     )
     out.add_argument(
@@ -137,8 +142,8 @@ def options_from(args: argparse.Namespace) -> SessionOptions:
     lsl = LslOptions(outlets=args.lsl, markers_from=args.lsl_markers, name=args.lsl_name)
     return SessionOptions(inputs=inputs, engine=args.engine, checkpoint=args.checkpoint,
                           triton_url=args.triton_url,
-                          publish=publish, record_dir=args.record, pipeline=pipeline,
-                          lsl=lsl)  # fmt: skip
+                          publish=publish, record_dir=args.record,
+                          record_media=args.record_media, pipeline=pipeline, lsl=lsl)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

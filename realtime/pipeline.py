@@ -2,6 +2,7 @@
 
     sources --pump--> video queue --video worker (face)------------------\
                   \\-> audio queue --audio worker (voice, VAD, segments)--> core queue --> core
+                  \\-> media recorder (--record-media: audio here, frames via the media writer)
                                           \\--> ASR worker (Whisper + word embeddings) --/
     core: aligner -> step runner (engine) -> utterances -> publisher / recorder
 
@@ -35,13 +36,14 @@ from realtime.extractors.vad import (
     SegmentEnd,
     SegmentStart,
 )
+from realtime.media_recorder import MediaRecorder, MediaRecorderError
 from realtime.outlets import Outlet
 from realtime.publisher import Publisher
 from realtime.queues import DropOldestQueue
 from realtime.sources.base import Source, SourceError
 from realtime.status import SessionStats
 from realtime.stepper import StepOutcome, StepRunner
-from realtime.types import VideoFrame
+from realtime.types import AudioBlock, VideoFrame
 from realtime.utterances import PendingUtterance, UtteranceTracker
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class Pipeline:
         outlets: list[Outlet] | None = None, clock: StreamClock | None = None, live: bool = True,
         on_message: Callable[[messages.Message], None] | None = None,
         frame_sink: Callable[[np.ndarray, tuple[int, int, int, int] | None], None] | None = None,
+        media: MediaRecorder | None = None,
     ) -> None:  # fmt: skip
         self.options = options
         self.sources = sources
@@ -96,6 +99,9 @@ class Pipeline:
             outlets or []
         )
         self.frame_sink = frame_sink  # the in-process camera preview, when there is one
+        # Raw audio and frames, to files only. Audio is written by the pumps (a block costs
+        # microseconds); frames are encoded on their own thread, off the capture and face paths.
+        self.media = media
         self.clock = clock or StreamClock()
         self.live = live
         self.on_message = on_message
@@ -106,6 +112,7 @@ class Pipeline:
         self._raw_audio_sanitised = 0  # audio blocks whose NaN/inf samples were zeroed
         self._video_q = self._queue(8)
         self._audio_q = self._queue(64)
+        self._media_q = self._queue(64)  # frames for the media recorder's encoder
         self._core_q: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._asr = AsrWorker(extractors.recognizer, on_result=self._on_asr)
@@ -168,6 +175,9 @@ class Pipeline:
             self._spawn("video-worker", self._video_worker)
         if self.has_audio:
             self._spawn("audio-worker", self._audio_worker)
+        if self.media is not None and self.has_video:
+            video_sources = sum(1 for s in self.sources if s.has_video)
+            self._spawn("media-writer", lambda: self._media_writer(video_sources))
         self._spawn("core", self._core)
 
     def stop(self, timeout_s: float = 2.0) -> None:
@@ -182,6 +192,11 @@ class Pipeline:
         alive = [t.name for t in self._threads if t.is_alive()]
         if alive:
             log.warning("threads still running after %.1f s: %s", timeout_s, ", ".join(alive))
+        if self.media is not None:
+            if isinstance(self._media_q, DropOldestQueue) and self._media_q.dropped:
+                log.warning("media recording: %d frames dropped (the encoder fell behind)",
+                            self._media_q.dropped)  # fmt: skip
+            self.media.close()  # safe even if the writer is still running: it takes a lock
         for outlet in self.outlets:
             if outlet is not self.publisher:  # the session owns the socket and closes it last
                 outlet.close()
@@ -210,6 +225,8 @@ class Pipeline:
             if limit is not None and t_s >= limit:
                 break
             avail_s = min(t_s, self.clock.now())  # live: capture time; fast replay: read time
+            if self.media is not None:
+                self._record_media(self.media, record)
             # Device health is judged here, where records leave the device, so a slow extractor
             # downstream is never mistaken for a lost camera.
             if isinstance(record, VideoFrame):
@@ -222,6 +239,40 @@ class Pipeline:
             has = source.has_video if kind == "video" else source.has_audio
             if has and kind not in ended_streams:
                 self._put(q, _EOS)
+        if self.media is not None and source.has_video:
+            self._put(self._media_q, _EOS)
+
+    def _record_media(self, media: MediaRecorder, record: VideoFrame | AudioBlock) -> None:
+        """On a pump: raw audio to the WAV now, frames to the media writer's queue."""
+        if isinstance(record, VideoFrame):
+            self._put(self._media_q, record)
+            return
+        try:
+            media.write_audio(record)
+        except MediaRecorderError as exc:  # the stream goes on; the status says what stopped
+            log.error("%s", exc)
+            self.stats.error(str(exc))
+
+    def _media_writer(self, video_sources: int) -> None:
+        """Encode frames into the media recording until every video pump has ended, or until
+        stopped and the queue is empty (an orderly stop keeps the frames already read)."""
+        media = self.media
+        assert media is not None
+        ended = 0
+        while ended < video_sources:
+            item = self._get(self._media_q)
+            if item is None:
+                if self.stop_event.is_set():
+                    return
+                continue
+            if item is _EOS:
+                ended += 1
+                continue
+            try:
+                media.write_frame(item)
+            except MediaRecorderError as exc:
+                log.error("%s", exc)
+                self.stats.error(str(exc))
 
     def _video_worker(self) -> None:
         face = self.extractors.face

@@ -12,6 +12,7 @@ from realtime.clock import StreamClock
 from realtime.engine_fallback import FallbackEngine, fallback_kind
 from realtime.extractors import Extractors
 from realtime.lsl import LslError, LslMarkerInlet, LslOptions, LslOutlet
+from realtime.media_recorder import MediaRecorder
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import Publisher, PublisherError, PublisherOptions
 from realtime.recorder import Recorder, RecorderError
@@ -60,8 +61,13 @@ class SessionOptions:
     triton_url: str | None = None  # HOST:PORT of a Triton server (engine "triton")
     publish: PublisherOptions = field(default_factory=PublisherOptions)
     record_dir: Path | None = None
+    record_media: bool = False  # also the raw audio (WAV) and video (MKV), into record_dir
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
     lsl: LslOptions = field(default_factory=LslOptions)
+
+    def __post_init__(self) -> None:
+        if self.record_media and self.record_dir is None:
+            raise ValueError("--record-media needs --record DIR, the folder to write the media to")
 
 
 def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
@@ -100,12 +106,15 @@ class Session:
         self.sources = _sources(options.inputs, self.clock)
         self.publisher = None
         self.recorder = None
+        self.media: MediaRecorder | None = None
         self.lsl_outlet: LslOutlet | None = None
         self.lsl_markers: LslMarkerInlet | None = None
         try:  # outputs first: a port in use or a read-only folder is reported in a second
             self.publisher = Publisher(options.publish)
             if options.record_dir is not None:
-                self.recorder = Recorder(options.record_dir)
+                self.recorder = Recorder(options.record_dir)  # also checks the folder is usable
+                if options.record_media:
+                    self.media = MediaRecorder(options.record_dir, options.pipeline.session)
         except (PublisherError, RecorderError) as exc:
             self.close_outputs()
             raise SessionError(str(exc)) from None
@@ -135,7 +144,7 @@ class Session:
         self.pipeline = Pipeline(
             options.pipeline, self.sources, self.engine, self.extractors,
             publisher=self.publisher, outlets=outlets, clock=self.clock,
-            live=options.inputs.live, frame_sink=frame_sink,
+            live=options.inputs.live, frame_sink=frame_sink, media=self.media,
         )  # fmt: skip
 
     def _load_engine(self) -> FallbackEngine:
@@ -189,6 +198,8 @@ class Session:
             self.lsl_outlet.close()
         if self.recorder is not None:
             self.recorder.close()
+        if self.media is not None:
+            self.media.close()
         if self.publisher is not None:
             self.publisher.close()
 

@@ -81,6 +81,7 @@ def _free_port() -> int:
         (["--demo", "--duration", "-1"], "--duration"),
         (["--demo", "--duration", "0"], "--duration"),
         (["--demo", "--partial-asr-s", "-1"], "--partial-asr-s"),
+        (["--demo", "--record-media"], "--record-media needs --record"),
         (["--camera", "-1"], "--camera"),
         (["--demo", "--camera", "0"], "choose one input"),
         ([], "no input"),

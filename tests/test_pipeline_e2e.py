@@ -1,6 +1,7 @@
 """End to end: main.py replays a generated clip (espeak-ng sentences with pauses over a real face
 video) in a subprocess, headless, publishing on a free loopback port; this test subscribes from
-its own process and checks the stream, the schema, the utterances and the recording."""
+its own process and checks the stream, the schema, the utterances and the recording, raw media
+included (--record-media)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+import wave
 from pathlib import Path
 
+import av
 import jsonschema
 import pytest
 import torch
@@ -59,7 +62,8 @@ def run(tmp_path_factory):
     record = tmp / "rec"
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "--video", str(clip), "--headless",
-         "--publish", endpoint, "--record", str(record), "--checkpoint", str(checkpoint)],
+         "--publish", endpoint, "--record", str(record), "--record-media",
+         "--checkpoint", str(checkpoint)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     received = []
@@ -75,7 +79,7 @@ def run(tmp_path_factory):
     sub.close(linger=0)
     assert proc.returncode == 0, output[-3000:]
     return {"lines": lines, "frames": received, "record": record, "output": output,
-            "checkpoint": checkpoint}  # fmt: skip
+            "checkpoint": checkpoint, "clip": clip}  # fmt: skip
 
 
 def test_every_message_validates_against_the_schema(run):
@@ -130,3 +134,28 @@ def test_positive_sentence_scores_above_negative(run):
         key=lambda u: u["t_start"],
     )
     assert utterances[0]["final_intensity"] > utterances[1]["final_intensity"]
+
+
+def _clip_media(path: Path) -> tuple[float, int]:
+    """(audio seconds, video frames) of a media file, decoded in full."""
+    with av.open(str(path)) as container:
+        audio = container.streams.audio[0]
+        seconds = sum(f.samples for f in container.decode(audio)) / audio.rate
+    with av.open(str(path)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    return seconds, frames
+
+
+def test_raw_media_recording_matches_the_clip(run):
+    clip_audio_s, clip_frames = _clip_media(run["clip"])
+    (wav_path,) = run["record"].glob("audio-*.wav")
+    (video_path,) = run["record"].glob("video-*.mkv")
+    with wave.open(str(wav_path), "rb") as f:
+        assert (f.getnchannels(), f.getframerate(), f.getsampwidth()) == (1, 16000, 2)
+        assert abs(f.getnframes() / 16000 - clip_audio_s) < 0.2
+    with av.open(str(video_path)) as container:
+        times = [float(f.time) for f in container.decode(video=0)]
+    assert abs(len(times) - clip_frames) <= 3
+    assert times == sorted(times) and times[0] < 0.1  # on the stream clock, as captured
+    # Raw media goes to files only: nothing on the bus is bigger than a status message.
+    assert max(len(f[1]) for f in run["frames"]) < 4096
