@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QRectF, Qt
-from PyQt6.QtGui import QColor, QFont, QPainter, QPen
+from PyQt6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from realtime.messages import INTENSITY_MAX, MODALITIES, NEUTRAL_BAND, label_for
@@ -40,8 +40,10 @@ class IntensityGauge(QWidget):
         super().__init__(parent)
         self._value: float | None = None
         self._provisional = False
+        self._dial_cache: tuple[tuple[object, ...], QPixmap] | None = None
         self.setMinimumSize(220, 150)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paintEvent fills it all
 
     def set_value(self, value: float | None, provisional: bool = False) -> None:
         if (value, provisional) != (self._value, self._provisional):
@@ -52,32 +54,66 @@ class IntensityGauge(QWidget):
     def value(self) -> float | None:
         return self._value
 
-    def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
-        p = QPainter(self)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    def _geometry(self) -> tuple[float, float, QRectF]:
         w, h = self.width(), self.height()
         radius = max(10.0, min(w / 2 - 16, h - 52))
         thick = max(8.0, radius * 0.16)
-        box = QRectF(w / 2 - radius, 14 + thick / 2, 2 * radius, 2 * radius)
+        return radius, thick, QRectF(w / 2 - radius, 14 + thick / 2, 2 * radius, 2 * radius)
 
-        def arc(lo: float, hi: float, colour: QColor) -> None:
-            # Qt angles run counter-clockwise from 3 o'clock in 1/16 degree: +3 at 0, -3 at 180.
-            start = 90 - hi / INTENSITY_MAX * 90
-            span = (hi - lo) / INTENSITY_MAX * 90
-            p.setPen(QPen(colour, thick, cap=Qt.PenCapStyle.FlatCap))
-            p.drawArc(box, int(start * 16), int(span * 16))
+    def _arc(self, p: QPainter, lo: float, hi: float, colour: QColor) -> None:
+        _, thick, box = self._geometry()
+        # Qt angles run counter-clockwise from 3 o'clock in 1/16 degree: +3 at 0, -3 at 180.
+        start = 90 - hi / INTENSITY_MAX * 90
+        span = (hi - lo) / INTENSITY_MAX * 90
+        p.setPen(QPen(colour, thick, cap=Qt.PenCapStyle.FlatCap))
+        p.drawArc(box, int(start * 16), int(span * 16))
 
+    def _dial(self) -> QPixmap:
+        """What does not depend on the value (background, label bands, ends), drawn once per size."""
+        dpr = self.devicePixelRatioF()
+        key = (self.width(), self.height(), dpr, self.font().key())
+        if self._dial_cache is not None and self._dial_cache[0] == key:
+            return self._dial_cache[1]
+        pix = QPixmap(round(self.width() * dpr), round(self.height() * dpr))
+        pix.setDevicePixelRatio(dpr)
+        pix.fill(QColor(BACKGROUND))
+        p = QPainter(pix)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
         for lo, hi, label in ((-3, -NEUTRAL_BAND, "negative"), (-NEUTRAL_BAND, NEUTRAL_BAND,
                               "neutral"), (NEUTRAL_BAND, 3, "positive")):
             dim = QColor(LABEL_COLOURS[label])
             dim.setAlpha(55)
-            arc(lo, hi, dim)
+            self._arc(p, lo, hi, dim)
+        radius, _, box = self._geometry()
+        p.setFont(self._small_font(radius))
+        p.setPen(QColor(MUTED))
+        centre_y = box.center().y()
+        p.drawText(QRectF(box.left() - 20, centre_y + 4, 40, 20), Qt.AlignmentFlag.AlignCenter,
+                   "−3")
+        p.drawText(QRectF(box.right() - 20, centre_y + 4, 40, 20), Qt.AlignmentFlag.AlignCenter,
+                   "+3")
+        p.end()
+        self._dial_cache = (key, pix)
+        return pix
+
+    def _small_font(self, radius: float) -> QFont:
+        small = QFont(self.font())
+        small.setPixelSize(int(max(10, radius * 0.16)))
+        return small
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        # It repaints with every step: the static dial is a cached pixmap (the antialiased wide
+        # arcs were most of the cost), and the widget is opaque, so nothing behind it repaints.
+        p = QPainter(self)
+        p.drawPixmap(0, 0, self._dial())
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        radius, _, box = self._geometry()
+        w = self.width()
         v = self._value
         colour = intensity_colour(v) if v is not None else QColor(MUTED)
         if v is not None:
-            arc(min(0.0, v), max(0.0, v), colour)
+            self._arc(p, min(0.0, v), max(0.0, v), colour)
         centre_y = box.center().y()
-        p.setPen(QColor(FOREGROUND if v is not None else MUTED))
         big = QFont(self.font())
         big.setPixelSize(int(max(14, radius * 0.42)))
         big.setBold(True)
@@ -86,18 +122,11 @@ class IntensityGauge(QWidget):
         p.setPen(colour)
         p.drawText(QRectF(0, centre_y - radius * 0.62, w, radius * 0.55),
                    Qt.AlignmentFlag.AlignCenter, text)
-        small = QFont(self.font())
-        small.setPixelSize(int(max(10, radius * 0.16)))
-        p.setFont(small)
+        p.setFont(self._small_font(radius))
         caption = "no data" if v is None else label_for(v) + (" (provisional)"
                                                                if self._provisional else "")
         p.drawText(QRectF(0, centre_y + 4, w, radius * 0.22), Qt.AlignmentFlag.AlignCenter,
                    caption)
-        p.setPen(QColor(MUTED))
-        p.drawText(QRectF(box.left() - 20, centre_y + 4, 40, 20), Qt.AlignmentFlag.AlignCenter,
-                   "−3")
-        p.drawText(QRectF(box.right() - 20, centre_y + 4, 40, 20), Qt.AlignmentFlag.AlignCenter,
-                   "+3")
         p.end()
 
 
