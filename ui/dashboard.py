@@ -170,6 +170,9 @@ class DashboardWindow(QMainWindow):
         wp.setClipToView(True)
         wp.getAxis("left").setTicks([[(0, "0"), (0.5, ".5"), (1, "1")]])
         wp.getAxis("left").setWidth(44)
+        # Major and minor ticks only: the third level (5 s at 300 s) was ~60 more ticks regenerated
+        # in Python on every scroll, 1-2 px long and mostly under the filled areas anyway.
+        wp.getAxis("bottom").setStyle(maxTickLevel=1)
         # Stacked areas as three curves filled down to 0, drawn back to front (text on top):
         # cheaper than FillBetweenItem, which rebuilds a combined path for every pair.
         self.stack_curves = []
@@ -180,6 +183,11 @@ class DashboardWindow(QMainWindow):
             self.stack_curves.insert(0, curve)  # index 0: text (bottom layer, drawn last)
         plots.ci.layout.setRowStretchFactor(0, 3)
         plots.ci.layout.setRowStretchFactor(1, 1)
+        for plot in (ip, wp):
+            for side in ("left", "bottom", "top", "right"):
+                # Auto SI prefixes re-set each axis label's HTML on every range change, i.e. every
+                # frame of a scrolling plot; stream seconds and intensities never want a prefix.
+                plot.getAxis(side).enableAutoSIPrefix(False)
 
         self._side = QWidget(box)
         side = QVBoxLayout(self._side)
