@@ -1,0 +1,413 @@
+"""One engine shared by several streams: their concurrent steps run as one batched step.
+
+    shared = SharedEngine(load_engine("onnx", ckpt), max_wait_s=0.002)
+    engine_a, engine_b = shared.handle("a"), shared.handle("b")   # each honours the Engine contract
+    ... each stream's pipeline gets its handle instead of an engine ...
+    shared.shutdown()                                             # joins the batcher thread
+
+Why: one process serving N streams would otherwise make N batch-1 engine calls per time step.
+At batch 1 the MSRG step is ~150 small kernels whose fixed cost dominates, so one call at batch N
+costs far less than N calls at batch 1; the engines were built for any batch size (ONNX's batch
+axis is dynamic, eager PyTorch does not care).
+
+How: a handle's `step` puts its (state, inputs) on a list and waits. A batcher thread takes the
+first request, waits at most `max_wait_s` after it was submitted (or less: until every active
+handle has a request in), concatenates the states and inputs along the batch axis, runs one
+`step` of the wrapped engine, and splits the results and new states back. A stream that stops
+submitting therefore costs the others at most `max_wait_s` a step, never a stall.
+
+States stay values: concatenation and splitting copy or slice, never write, so a caller may keep
+the state of its last final step and re-run a provisional tail from it, as with any engine.
+Requests whose states do not fit together (another engine's state after a fallback switch, other
+tensor types or shapes) run as separate batches. `utterance` calls are rare (one per speech
+pause) and run on the caller's thread, under the same lock as the batched steps, so the wrapped
+engine is only ever used by one thread at a time.
+
+Supported: engines whose state tensors are NumPy arrays (ONNX Runtime) or torch tensors (eager),
+with the batch on axis 0, also behind realtime's FallbackEngine (nested states). TensorRT
+(compiled for one batch size) and Triton (state on the server; the server batches sequences
+itself) are refused with one line.
+
+This module imports NumPy only; torch tensors are recognised only once torch is imported.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engines.base import (
+    STEP_INPUT_NAMES,
+    Engine,
+    EngineError,
+    EngineState,
+    StepInputs,
+    StepResult,
+    UtteranceInputs,
+    UtteranceResult,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_WAIT_S = 0.002  # a step's engine call is ~1 ms at B=1; a 100 ms step hop dwarfs both
+
+# Back-ends whose state cannot be concatenated here, and why (the first word of engine.name).
+_REFUSED = {
+    "tensorrt": "its engine is compiled for one batch size and keeps state on the GPU",
+    "triton": "its state lives on the server, which batches the streams' sequences itself; "
+    "give each stream its own triton engine",
+}
+
+
+class SharedEngineError(EngineError):
+    """The shared engine cannot serve this engine or request; one line."""
+
+
+def check_shareable(engine: Engine) -> None:
+    """Raise SharedEngineError when `engine`'s states cannot be batched across streams."""
+    kind = engine.name.split("-")[0]
+    if kind in _REFUSED:
+        raise SharedEngineError(
+            f"the {engine.name} engine cannot be shared by several streams ({_REFUSED[kind]}); "
+            "use --engine onnx or eager"
+        )
+
+
+# --------------------------------------------------------------------------- state plumbing
+def _torch() -> Any:
+    """torch if some engine has imported it (only then can a state hold torch tensors)."""
+    return sys.modules.get("torch")
+
+
+def _signature(value: Any) -> Any:
+    """What must agree for values to be concatenated: type, dtype, device, non-batch shape."""
+    if isinstance(value, EngineState):
+        return ("state", value.engine, tuple(_signature(t) for t in value.tensors))
+    if isinstance(value, np.ndarray):
+        return ("numpy", value.dtype.str, value.shape[1:])
+    torch = _torch()
+    if torch is not None and isinstance(value, torch.Tensor):
+        return ("torch", str(value.dtype), str(value.device), tuple(value.shape[1:]))
+    return ("opaque", id(value))  # never equal to another request's: runs alone
+
+
+def _concat(parts: list[Any]) -> Any:
+    """Join values of equal signature along the batch axis (axis 0, or EngineState.batch_size)."""
+    first = parts[0]
+    if isinstance(first, EngineState):
+        tensors = tuple(_concat([p.tensors[i] for p in parts]) for i in range(len(first.tensors)))
+        return EngineState(first.engine, sum(p.batch_size for p in parts), tensors)
+    if isinstance(first, np.ndarray):
+        return np.concatenate(parts, axis=0)
+    torch = _torch()
+    if torch is not None and isinstance(first, torch.Tensor):
+        with torch.inference_mode():  # eager states are inference tensors
+            return torch.cat(parts, dim=0)
+    raise SharedEngineError(f"cannot batch a state part of type {type(first).__name__}")
+
+
+def _split(value: Any, sizes: list[int]) -> list[Any]:
+    """The inverse of _concat: one value per part, batch sizes `sizes`. Slices are views of the
+    batch output, which no engine writes to again, so each part is still a value."""
+    if isinstance(value, EngineState):
+        columns = [_split(t, sizes) for t in value.tensors]  # per tensor: one slice per part
+        return [
+            EngineState(value.engine, size, tuple(col[k] for col in columns))
+            for k, size in enumerate(sizes)
+        ]
+    bounds = np.cumsum([0, *sizes])
+    return [value[int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+# --------------------------------------------------------------------------- requests and stats
+@dataclass
+class _Request:
+    handle: StreamEngine
+    state: EngineState
+    inputs: StepInputs
+    t_submit: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: tuple[StepResult, EngineState] | None = None
+    error: BaseException | None = None
+
+    def finish(self, result: tuple[StepResult, EngineState]) -> None:
+        self.result = result
+        self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.done.set()
+
+    @property
+    def key(self) -> Any:
+        shapes = tuple(getattr(self.inputs, n).shape[1:] for n in STEP_INPUT_NAMES)
+        return (_signature(self.state), shapes)
+
+
+@dataclass
+class BatchStats:
+    """What the batcher did: how many engine calls served how many stream steps, how big the
+    batches were, and how long requests waited for company (the price of batching)."""
+
+    requests: int = 0
+    engine_calls: int = 0
+    sizes: collections.Counter = field(default_factory=collections.Counter)  # size -> calls
+    wait_s_total: float = 0.0
+    wait_s_max: float = 0.0
+    engine_s_total: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        calls = max(self.engine_calls, 1)
+        return {
+            "requests": self.requests,
+            "engine_calls": self.engine_calls,
+            "mean_batch": round(self.requests / calls, 3),
+            "batch_sizes": {str(k): v for k, v in sorted(self.sizes.items())},
+            "wait_ms_mean": round(1000 * self.wait_s_total / max(self.requests, 1), 4),
+            "wait_ms_max": round(1000 * self.wait_s_max, 4),
+            "engine_ms_per_call": round(1000 * self.engine_s_total / calls, 4),
+        }
+
+
+# --------------------------------------------------------------------------- the shared engine
+class SharedEngine:
+    """Owns `engine` and the batcher thread; hands out one `StreamEngine` per stream."""
+
+    def __init__(self, engine: Engine, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
+        if not (0.0 <= max_wait_s <= 1.0):
+            raise ValueError(f"max_wait_s must be in [0, 1] seconds, got {max_wait_s}")
+        check_shareable(engine)
+        self.engine = engine
+        self.max_wait_s = max_wait_s
+        self.handles = 0  # handed out so far (the status note says how many share it)
+        self._cond = threading.Condition()
+        self._pending: list[_Request] = []
+        self._active: set[StreamEngine] = set()  # handles the batcher waits for
+        self._closed = False
+        self._engine_lock = threading.Lock()  # one thread in the wrapped engine at a time
+        self._stats = BatchStats()
+        self._thread = threading.Thread(target=self._loop, name="engine-batcher", daemon=True)
+        self._thread.start()
+
+    def handle(self, label: str | None = None) -> StreamEngine:
+        """A new stream's engine. It counts as active (worth waiting for) until it is closed."""
+        with self._cond:
+            if self._closed:
+                raise SharedEngineError("the shared engine is shut down; create a new one")
+            self.handles += 1
+            h = StreamEngine(self, label or f"stream-{self.handles - 1}")
+            self._active.add(h)
+            return h
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            return self._stats.as_dict()
+
+    def shutdown(self, timeout_s: float = 2.0) -> bool:
+        """Run what is already submitted, refuse anything new, join the thread. True if joined."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            log.warning("engine batcher still running after %.1f s", timeout_s)
+            return False
+        return True
+
+    def __enter__(self) -> SharedEngine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.shutdown()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    # ------------------------------------------------------------------ for the handles
+    def _submit(self, request: _Request) -> None:
+        with self._cond:
+            if self._closed:
+                raise SharedEngineError("the shared engine is shut down; no more steps")
+            self._active.add(request.handle)  # a closed handle that steps again is back
+            self._pending.append(request)
+            self._cond.notify_all()
+
+    def _deactivate(self, handle: StreamEngine) -> None:
+        with self._cond:
+            self._active.discard(handle)
+            self._cond.notify_all()  # the batcher may have been waiting for it
+
+    def _utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
+        with self._engine_lock:
+            return self.engine.utterance(inputs)
+
+    def _close_state(self, state: EngineState) -> None:
+        with self._engine_lock:
+            self.engine.close(state)
+
+    # ------------------------------------------------------------------ the batcher thread
+    def _loop(self) -> None:
+        while True:
+            batch, last = self._gather()
+            if batch:
+                self._run(batch)
+            if last:
+                return
+
+    def _gather(self) -> tuple[list[_Request], bool]:
+        """Wait for a first request, then for the other active handles, at most max_wait_s
+        after the first was submitted. Returns the batch and whether the thread should end."""
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if self._pending and not self._closed:
+                deadline = self._pending[0].t_submit + self.max_wait_s
+                while not self._closed:
+                    missing = self._active.difference(r.handle for r in self._pending)
+                    remaining = deadline - time.monotonic()
+                    if not missing or remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            batch, self._pending = self._pending, []
+            return batch, self._closed
+
+    def _run(self, batch: list[_Request]) -> None:
+        groups: dict[Any, list[_Request]] = {}
+        for request in batch:
+            try:
+                key = request.key
+            except Exception as exc:  # never let one odd request kill the thread
+                request.fail(exc)
+                continue
+            groups.setdefault(key, []).append(request)
+        for group in groups.values():
+            try:
+                self._run_group(group)
+            except BaseException as exc:  # a bug here must reach the callers, not hang them
+                for request in group:
+                    if not request.done.is_set():
+                        request.fail(exc)
+
+    def _run_group(self, group: list[_Request]) -> None:
+        started = time.monotonic()
+        waits = [started - r.t_submit for r in group]
+        if len(group) == 1:
+            request = group[0]
+            try:
+                with self._engine_lock:
+                    outcome = self.engine.step(request.state, request.inputs)
+            except Exception as exc:
+                request.fail(exc)
+                return
+            self._account(group, waits, started)
+            request.finish(outcome)
+            return
+        sizes = [r.state.batch_size for r in group]
+        state = _concat([r.state for r in group])
+        inputs = StepInputs(
+            *(np.concatenate([getattr(r.inputs, n) for r in group]) for n in STEP_INPUT_NAMES)
+        )
+        try:
+            with self._engine_lock:
+                result, new_state = self.engine.step(state, inputs)
+        except Exception:
+            # One stream's bad state or input must not fail the others: run each alone, so
+            # the error reaches only the stream that caused it.
+            for request in group:
+                self._run_group([request])
+            return
+        self._account(group, waits, started)
+        states = _split(new_state, sizes)
+        columns = [_split(getattr(result, n), sizes) for n in ("intensity", "modality_weights",
+                                                               "salience")]  # fmt: skip
+        for k, request in enumerate(group):
+            request.finish((StepResult(*(col[k] for col in columns)), states[k]))
+
+    def _account(self, group: list[_Request], waits: list[float], started: float) -> None:
+        with self._cond:
+            s = self._stats
+            s.requests += len(group)
+            s.engine_calls += 1
+            s.sizes[len(group)] += 1
+            s.wait_s_total += sum(waits)
+            s.wait_s_max = max(s.wait_s_max, *waits)
+            s.engine_s_total += time.monotonic() - started
+
+
+class StreamEngine(Engine):
+    """One stream's view of a SharedEngine; honours the Engine contract, so a pipeline takes it
+    where it would take an engine. `close(state)` ends the stream: the batcher stops waiting for
+    it (a later step makes it active again)."""
+
+    def __init__(self, shared: SharedEngine, label: str) -> None:
+        # Engine.__init__ is not called: the config, note and counters are the shared engine's.
+        self._shared = shared
+        self.label = label
+
+    @property  # type: ignore[override]
+    def name(self) -> str:  # the wrapped engine's: states and status messages carry it
+        return self._shared.engine.name
+
+    @property  # type: ignore[override]
+    def config(self) -> Any:
+        return self._shared.engine.config
+
+    @property  # type: ignore[override]
+    def selection_note(self) -> str:
+        return (f"{self._shared.engine.selection_note}; one engine batched across "
+                f"{self._shared.handles} streams")  # fmt: skip
+
+    @property  # type: ignore[override]
+    def truncated_utterances(self) -> int:
+        return self._shared.engine.truncated_utterances
+
+    def initial_state(self, batch_size: int = 1) -> EngineState:
+        return self._shared.engine.initial_state(batch_size)
+
+    def step(self, state: EngineState, inputs: StepInputs) -> tuple[StepResult, EngineState]:
+        if not isinstance(state, EngineState):
+            raise ValueError(f"state must be an EngineState from initial_state(), got "
+                             f"{type(state).__name__}")  # fmt: skip
+        if inputs.batch_size != state.batch_size:
+            raise ValueError(
+                f"inputs have batch size {inputs.batch_size} but the state has {state.batch_size}"
+            )
+        request = _Request(self, state, inputs)
+        self._shared._submit(request)
+        while not request.done.wait(0.5):
+            if not self._shared.running:
+                raise SharedEngineError("the shared engine's batcher thread has stopped")
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    def utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
+        return self._shared._utterance(inputs)
+
+    def close(self, state: EngineState) -> None:
+        try:
+            self._shared._close_state(state)
+        finally:
+            self._shared._deactivate(self)
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.selection_note})"
+
+    # The abstract hooks are never reached: every public method goes through the shared engine.
+    def _initial(self, batch_size: int) -> tuple:
+        raise NotImplementedError
+
+    def _step(self, tensors: tuple, inputs: StepInputs) -> tuple[StepResult, tuple]:
+        raise NotImplementedError
+
+    def _utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
+        raise NotImplementedError
