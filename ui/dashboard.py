@@ -95,6 +95,8 @@ class DashboardWindow(QMainWindow):
         root.setContentsMargins(10, 8, 10, 4)
         self.banner = QLabel(central)  # security and source warnings, hidden when all is well
         self.banner.setWordWrap(True)
+        self.banner.setStyleSheet(f"background: {WARNING_RED}; color: white; font-weight: bold;"
+                                  " padding: 6px; border-radius: 4px;")
         self.banner.hide()
         root.addWidget(self.banner)
         splitter = QSplitter(Qt.Orientation.Vertical, central)
@@ -398,10 +400,13 @@ class DashboardWindow(QMainWindow):
         self._set_banner(warnings)
 
     def _set_banner(self, warnings: list[str]) -> None:
-        self.banner.setVisible(bool(warnings))
-        self.banner.setText("\n".join(warnings))
-        self.banner.setStyleSheet(f"background: {WARNING_RED}; color: white; font-weight: bold;"
-                                  " padding: 6px; border-radius: 4px;")
+        # Called with every status message (20/s in a burst): touch the label only on a change,
+        # since a new text re-lays out the window's top and a style sheet re-polishes it.
+        text = "\n".join(warnings)
+        if text != self.banner.text():
+            self.banner.setText(text)
+        if bool(warnings) == self.banner.isHidden():
+            self.banner.setVisible(bool(warnings))
 
     def status_text(self) -> str:
         """Everything the status bar and banner say, for tests and logs."""
