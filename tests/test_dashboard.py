@@ -362,6 +362,26 @@ def test_csv_export(qtbot, tmp_path: Path) -> None:
     assert {r["label"] for r in table} <= set(m.LABELS)
 
 
+def test_utterance_table_cells() -> None:
+    from PyQt6.QtCore import Qt
+
+    from ui.widgets import LABEL_COLOURS, UtteranceTableModel
+    model = UtteranceTableModel()
+    u = next(x for x in _msgs() if x.TOPIC == m.TOPIC_UTTERANCE)
+    model.set_rows([u])
+    role = Qt.ItemDataRole
+    texts = [model.data(model.index(0, c)) for c in range(model.columnCount())]
+    assert texts[1:] == [u.transcript, f"{u.utterance_intensity:+.2f}",
+                         f"{u.timestep_intensity:+.2f}", f"{u.final_intensity:+.2f}", u.label]
+    assert texts[0].count(":") == 2 and "–" in texts[0]
+    assert model.data(model.index(0, 5), role.ForegroundRole).name() == LABEL_COLOURS[u.label]
+    assert model.data(model.index(0, 1), role.ForegroundRole) is None
+    assert model.data(model.index(0, 2), role.TextAlignmentRole) is not None
+    assert model.data(model.index(0, 1), role.ToolTipRole) == u.transcript
+    assert model.data(model.index(0, 1), role.DecorationRole) is None
+    assert model.data(model.index(1, 1)) is None  # no such row
+
+
 def test_camera_preview_takes_frames_from_another_thread(qtbot) -> None:
     slot = FrameSlot()
     window = DashboardWindow(History(), preview=slot)

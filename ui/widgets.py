@@ -193,25 +193,36 @@ class UtteranceTableModel(QAbstractTableModel):
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
+        # Called for every visible cell and every role on each repaint of the table (hundreds of
+        # times per frame while utterances arrive): unserved roles return first, and only the
+        # cell asked for is formatted.
+        role = int(role)
+        if role not in _SERVED_ROLES or not index.isValid() or index.row() >= len(self._rows):
             return None
         u, col = self._rows[index.row()], index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return (
-                f"{_clock(u.t_start)}–{_clock(u.t_end)}",
-                u.transcript,
-                signed(u.utterance_intensity),
-                signed(u.timestep_intensity),
-                signed(u.final_intensity),
-                u.label,
-            )[col]
-        if role == Qt.ItemDataRole.ForegroundRole and col in (4, 5):
-            return QColor(LABEL_COLOURS[u.label])
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (2, 3, 4):
-            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        if role == Qt.ItemDataRole.ToolTipRole and col == 1:
-            return u.transcript
-        return None
+        if role == _DISPLAY:
+            return _CELL_TEXT[col](u)
+        if role == _FOREGROUND:
+            return _LABEL_QCOLOURS[u.label] if col in (4, 5) else None
+        if role == _ALIGNMENT:
+            return _RIGHT if col in (2, 3, 4) else None
+        return u.transcript if col == 1 else None  # the tooltip
+
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_SERVED_ROLES = frozenset((_DISPLAY, _FOREGROUND, _ALIGNMENT, int(Qt.ItemDataRole.ToolTipRole)))
+_RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+_LABEL_QCOLOURS = {label: QColor(c) for label, c in LABEL_COLOURS.items()}
+_CELL_TEXT = (  # one per column of UtteranceTableModel.HEADERS
+    lambda u: f"{_clock(u.t_start)}–{_clock(u.t_end)}",
+    lambda u: u.transcript,
+    lambda u: signed(u.utterance_intensity),
+    lambda u: signed(u.timestep_intensity),
+    lambda u: signed(u.final_intensity),
+    lambda u: u.label,
+)
 
 
 def signed(x: float) -> str:
