@@ -7,14 +7,19 @@
 
 Why: one process serving N streams would otherwise make N batch-1 engine calls per time step.
 At batch 1 the MSRG step is ~150 small kernels whose fixed cost dominates, so one call at batch N
-costs far less than N calls at batch 1; the engines were built for any batch size (ONNX's batch
-axis is dynamic, eager PyTorch does not care).
+costs much less than N calls at batch 1 (measured on the 2-core dev machine, one thread: ONNX
+0.16 ms at B=1, 0.28 ms at B=4; eager 0.78 and 1.26 ms); the engines were built for any batch
+size (ONNX's batch axis is dynamic, eager PyTorch does not care). The engine is a small part of
+a stream's CPU (the face and voice extractors and Whisper dominate), so this saves engine calls
+and keeps one copy of the model, not the day: see benchmarks/multistream.py for the whole.
 
 How: a handle's `step` puts its (state, inputs) on a list and waits. A batcher thread takes the
 first request, waits at most `max_wait_s` after it was submitted (or less: until every active
 handle has a request in), concatenates the states and inputs along the batch axis, runs one
 `step` of the wrapped engine, and splits the results and new states back. A stream that stops
-submitting therefore costs the others at most `max_wait_s` a step, never a stall.
+submitting therefore costs the others at most `max_wait_s` a step, never a stall. When a
+stream is the only active one, its step runs at once on its own thread: there is nothing to
+batch with, so it pays no hand-off.
 
 States stay values: concatenation and splitting copy or slice, never write, so a caller may keep
 the state of its last final step and re-run a provisional tail from it, as with any engine.
@@ -56,7 +61,7 @@ from engines.base import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_WAIT_S = 0.002  # a step's engine call is ~1 ms at B=1; a 100 ms step hop dwarfs both
+DEFAULT_MAX_WAIT_S = 0.002  # well under the 100 ms step hop; a few engine calls' worth
 
 # Back-ends whose state cannot be concatenated here, and why (the first word of engine.name).
 _REFUSED = {
@@ -233,12 +238,18 @@ class SharedEngine:
 
     # ------------------------------------------------------------------ for the handles
     def _submit(self, request: _Request) -> None:
+        """Queue `request` for the batcher, or run it at once on the caller's thread when its
+        stream is the only active one: nobody to batch with, so no thread hand-off to pay."""
         with self._cond:
             if self._closed:
                 raise SharedEngineError("the shared engine is shut down; no more steps")
             self._active.add(request.handle)  # a closed handle that steps again is back
-            self._pending.append(request)
-            self._cond.notify_all()
+            alone = not self._pending and self._active == {request.handle}
+            if not alone:
+                self._pending.append(request)
+                self._cond.notify_all()
+                return
+        self._run_group([request])
 
     def _deactivate(self, handle: StreamEngine) -> None:
         with self._cond:

@@ -234,3 +234,22 @@ def test_tensorrt_and_triton_are_refused_in_one_line(engines: dict[str, Engine],
         SharedEngine(Named(engines["eager"], None))
     message = str(info.value)
     assert "\n" not in message and name in message and "onnx or eager" in message
+
+
+def test_a_lone_stream_steps_on_its_own_thread(engines: dict[str, Engine]) -> None:
+    """Nothing to batch with: no hand-off to the batcher thread. With a second active stream,
+    the batcher runs the steps."""
+    threads: list[str] = []
+
+    class Recording(FallbackEngine):
+        def step(self, state, inputs):  # noqa: ANN001, ANN201
+            threads.append(threading.current_thread().name)
+            return super().step(state, inputs)
+
+    with SharedEngine(Recording(engines["eager"], None), max_wait_s=0.0) as shared:
+        lone = shared.handle()
+        lone.step(lone.initial_state(1), stream_inputs(1, 1)[0])
+        other = shared.handle()
+        lone.step(lone.initial_state(1), stream_inputs(1, 1)[0])
+        other.close(other.initial_state(1))
+    assert threads == [threading.current_thread().name, "engine-batcher"]
