@@ -1,0 +1,156 @@
+"""realtime/multi.py: several replayed streams in one process sharing one engine. Each stream
+publishes on its own socket with its own session id, and gives the same final steps and
+utterances as the same file replayed alone."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+import zmq
+
+from msrg.checkpoint import save_checkpoint
+from msrg.model import MSRG
+from realtime import messages
+from realtime.multi import MultiOptions, MultiSession, SharedModels, options_from, stream_endpoints
+from realtime.multi import build_parser as multi_parser
+from realtime.pipeline import PipelineOptions
+from realtime.publisher import PublisherOptions
+from realtime.session import InputOptions, Session, SessionOptions
+from realtime.sources.demo import DemoSentence, make_clip
+
+SENTENCES = (
+    DemoSentence("I really love this, it is wonderful.", "positive"),
+    DemoSentence("This is terrible and I hate it.", "negative"),
+)
+
+
+def test_stream_endpoints() -> None:
+    assert stream_endpoints("tcp://127.0.0.1:5556", 3) == [
+        "tcp://127.0.0.1:5556", "tcp://127.0.0.1:5557", "tcp://127.0.0.1:5558",
+    ]  # fmt: skip
+    assert stream_endpoints("tcp://127.0.0.1:5556", 1) == ["tcp://127.0.0.1:5556"]
+    assert stream_endpoints("tcp://127.0.0.1:*", 2) == ["tcp://127.0.0.1:*"] * 2
+    assert stream_endpoints("ipc:///tmp/am", 2) == ["ipc:///tmp/am-0", "ipc:///tmp/am-1"]
+    with pytest.raises(ValueError, match="beyond 65535"):
+        stream_endpoints("tcp://127.0.0.1:65535", 2)
+    with pytest.raises(ValueError, match="not a ZeroMQ endpoint"):
+        stream_endpoints("http://example.org", 2)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "no input"),
+        (["--demo", "2", "--engine", "onnx", "--max-wait-ms", "5000"], "--max-wait-ms"),
+        (["--demo", "-1"], "--demo"),
+        (["--demo", "2", "--publish", "tcp://127.0.0.1:65535"], "65535"),
+    ],
+)
+def test_bad_options_are_one_line(argv: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        options_from(multi_parser().parse_args(argv))
+    assert "\n" not in str(info.value)
+
+
+def test_live_inputs_and_unbatchable_engines_are_refused() -> None:
+    with pytest.raises(ValueError, match="replays files only"):
+        MultiOptions(inputs=(InputOptions(camera=0),))
+    with pytest.raises(ValueError, match="cannot be shared"):
+        MultiOptions(inputs=(InputOptions(demo=True),), engine="tensorrt")
+
+
+# --------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("multi")
+    clip = tmp / "clip.mp4"
+    make_clip(SENTENCES, clip)
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(MSRG().eval(), tmp / "random.pt")
+    return {"clip": clip, "checkpoint": checkpoint, "models": SharedModels.load()}
+
+
+def _collect(session) -> list[messages.Message]:  # noqa: ANN001
+    got: list[messages.Message] = []
+    session.pipeline.on_message = got.append
+    return got
+
+
+def _finals(got: list[messages.Message]) -> dict[int, float]:
+    return {m.seq: m.intensity for m in got if isinstance(m, messages.StepMessage) and m.final}
+
+
+def _utterances(got: list[messages.Message]) -> list[tuple[str, float]]:
+    return [
+        (m.transcript, m.final_intensity) for m in got if isinstance(m, messages.UtteranceMessage)
+    ]
+
+
+@pytest.mark.slow  # ~40-55 s on 2 busy cores: a clip replayed alone, then as two streams
+def test_two_streams_match_the_file_replayed_alone(setup: dict) -> None:
+    clip, checkpoint, models = setup["clip"], setup["checkpoint"], setup["models"]
+    inputs = InputOptions(video=clip)  # fast replay: deterministic, and quick
+    alone = Session(
+        SessionOptions(inputs=inputs, engine="eager", checkpoint=checkpoint,
+                       publish=PublisherOptions(endpoint="tcp://127.0.0.1:*")),
+        extractors=models.for_stream(),
+    )  # fmt: skip
+    reference = _collect(alone)
+    alone.start()
+    assert alone.pipeline.wait(180)
+    alone.stop()
+
+    multi = MultiSession(
+        MultiOptions(inputs=(inputs, inputs), engine="eager", checkpoint=checkpoint,
+                     publish=PublisherOptions(endpoint="tcp://127.0.0.1:*"),
+                     pipeline=PipelineOptions(), max_wait_s=0.005),
+        models=models,
+    )  # fmt: skip
+    ctx = zmq.Context.instance()
+    subs = []
+    for endpoint in multi.endpoints:
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"msrg.step")
+        sub.setsockopt(zmq.RCVHWM, 0)
+        sub.connect(endpoint)
+        subs.append(sub)
+    time.sleep(0.3)  # subscriptions reach the publishers before the first step
+    got = [_collect(s) for s in multi.sessions]
+    try:
+        multi.start()
+        assert multi.wait(240)
+    finally:
+        multi.stop()
+    assert not multi.shared.running  # stop joined the batcher
+    assert len(set(multi.endpoints)) == 2
+
+    sessions = [s.options.pipeline.session for s in multi.sessions]
+    assert len(set(sessions)) == 2 and all(
+        s.startswith(multi.options.session_prefix) for s in sessions
+    )
+    for k, sub in enumerate(subs):
+        seen = set()
+        while sub.poll(200):
+            _topic, body = sub.recv_multipart()
+            seen.add(json.loads(body)["session"])
+        sub.close(linger=0)
+        assert seen == {sessions[k]}  # each socket carries its own stream only
+
+    expected = _finals(reference)
+    assert len(expected) > 30 and len(_utterances(reference)) == len(SENTENCES)
+    for k in range(2):
+        assert all(m.session == sessions[k] for m in got[k])
+        finals = _finals(got[k])
+        assert finals.keys() == expected.keys()
+        assert max(abs(finals[s] - expected[s]) for s in expected) < 1e-5
+        utts = _utterances(got[k])
+        assert [t for t, _ in utts] == [t for t, _ in _utterances(reference)]
+        assert all(
+            abs(a - b) < 1e-5
+            for (_, a), (_, b) in zip(utts, _utterances(reference))
+        )  # fmt: skip
+        assert multi.sessions[k].pipeline.stats.errors == 0
+    assert multi.shared.stats()["requests"] >= 2 * len(expected)
