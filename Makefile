@@ -22,6 +22,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.engines
 	$(PY) -m benchmarks.extractors
 	$(PY) -m benchmarks.pipeline
+	$(PY) -m benchmarks.multistream
 	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks.dashboard
 
 lint: $(STAMP)
