@@ -18,6 +18,7 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PyQt6.QtCore import QPointF
 
 from realtime import messages as m
 from ui.app import DashboardOptions, connect_window, display_available, run_dashboard
@@ -168,6 +169,21 @@ def test_markers_are_drawn_as_labelled_lines(qtbot, publisher: Publisher, dashbo
     window.grab()  # paint: the labels that fit are drawn, the newest always
     drawn = window.marker_overlay.labels_drawn
     assert drawn and drawn[0] == markers[-1].value and set(drawn) <= {mk.value for mk in markers}
+
+    class Hover:  # what pyqtgraph's HoverEvent gives the item
+        def __init__(self, x: float) -> None:
+            self.x = x
+
+        def isExit(self) -> bool:  # noqa: N802
+            return False
+
+        def pos(self) -> QPointF:
+            return QPointF(self.x, 0.0)
+
+    window.marker_overlay.hoverEvent(Hover(markers[1].t_stream))
+    assert window.marker_overlay.toolTip() == f"{markers[1].source}: {markers[1].value}"
+    window.marker_overlay.hoverEvent(Hover((markers[0].t_stream + markers[1].t_stream) / 2))
+    assert window.marker_overlay.toolTip() == ""  # between markers: no tooltip
     window.set_window(10.0)  # only the markers of the newest 10 s stay
     window.refresh()
     latest = window.history.latest_time

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyqtgraph as pg
-from PyQt6.QtCore import QLineF, QPointF, QRectF
+from PyQt6.QtCore import QLineF, QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QPainter, QPen, QStaticText
 
 LABEL_GAP_PX = 6  # least free space between two marker labels
@@ -40,7 +40,8 @@ class LineOverlay(pg.GraphicsObject):
         self._texts: dict[str, QStaticText] = {}
         self._rect: QRectF | None = None
         self.labels_drawn: list[str] = []  # by the latest paint, newest first (for tests)
-        self.setAcceptHoverEvents(True)
+        self.setAcceptHoverEvents(True)  # for the tooltips; clicks go to the plot beneath
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
 
     def set_markers(self, markers: Sequence[tuple[float, str, str]]) -> None:
         """(x, label, tooltip) per marker; drawn until the next call."""
