@@ -229,8 +229,16 @@ class MultiSession:
         return True
 
     def stop(self) -> None:
-        for session in self.sessions:
-            session.stop()
+        """Stop every stream at once, not one after the other: each stop may wait up to 2 s for a
+        Whisper pass, and with one shared Whisper the streams' passes queue behind each other."""
+        stoppers = [
+            threading.Thread(target=s.stop, name=f"stop-stream-{i}")
+            for i, s in enumerate(self.sessions)
+        ]  # fmt: skip
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join(10.0)
         if hasattr(self, "shared"):
             self.shared.shutdown()
 
@@ -344,7 +352,23 @@ def main(argv: list[str] | None = None) -> int:
     for i, session in enumerate(multi.sessions):
         print(f"[{i}] {console_line(session.pipeline)}", flush=True)
     log.info("engine batches: %s", multi.shared.stats())
+    _exit_past_busy_workers()
     return 0
+
+
+def _exit_past_busy_workers() -> None:
+    """A Whisper pass still running when the streams stop is left to finish on its daemon
+    thread; if the interpreter tears down under it, CTranslate2 aborts the process ("terminate
+    called without an active exception"). Everything is closed and flushed by now, so in that
+    case skip the teardown."""
+    busy = [t.name for t in threading.enumerate() if t.name == "asr-worker" and t.is_alive()]
+    if not busy:
+        return
+    log.info("%d transcription(s) still running; exiting without waiting for them", len(busy))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
