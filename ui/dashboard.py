@@ -134,11 +134,12 @@ class DashboardWindow(QMainWindow):
         ip.setYRange(-3.2, 3.2, padding=0)
         ip.setMouseEnabled(x=False, y=False)
         ip.hideButtons()
-        # Draw at most ~2 points per pixel column (peaks kept), and only what is in view.
+        # Only what is in view; downsampled (peaks kept) where steps outnumber pixel columns ~5 to 1
+        # (pyqtgraph's default factor: faster step rates than 10/s over 300 s).
         ip.setDownsampling(auto=True, mode="peak")
         ip.setClipToView(True)
         # Guides and markers are LineOverlay items (one per layer, not one InfiniteLine per line:
-        # those cost ~2 ms per frame between them, recomputed in Python whenever the view scrolls).
+        # at 300 s those cost ~4 ms per frame, recomputed in Python whenever the view scrolls).
         # Light guides under the utterance spans; a full grid costs ~10 ms per frame to blend.
         faint = pg.mkPen(_colour(MUTED, 45))
         ip.addItem(LineOverlay(hlines=[(y, faint) for y in (-2, -1, 1, 2)]), ignoreBounds=True)
@@ -309,7 +310,8 @@ class DashboardWindow(QMainWindow):
         # of that for a cosmetic 1-px one: 2 px while the window has no more steps than the plot
         # has pixel columns (30 s, 60 s), 1 px where they are denser (300 s: ~3 per column, where
         # the width blurs rather than helps and cost ~1.8 ms per frame).
-        width = 2 if len(t) <= self.intensity_plot.vb.width() else 1
+        columns = self.intensity_plot.vb.width()  # 0 until the window is laid out
+        width = 1 if columns and len(t) > columns else 2
         if width != self._final_width:
             self._final_width = width
             self.final_curve.setPen(pg.mkPen(FINAL_PEN, width=width))
