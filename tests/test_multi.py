@@ -18,7 +18,7 @@ from realtime.multi import MultiOptions, MultiSession, SharedModels, options_fro
 from realtime.multi import build_parser as multi_parser
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import PublisherOptions
-from realtime.session import InputOptions, Session, SessionOptions
+from realtime.session import DEFAULT_CHECKPOINT, InputOptions, Session, SessionOptions
 from realtime.sources.demo import DemoSentence, make_clip
 
 SENTENCES = (
@@ -68,9 +68,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("multi")
     clip = tmp / "clip.mp4"
     make_clip(SENTENCES, clip)
-    torch.manual_seed(0)
-    checkpoint = save_checkpoint(MSRG().eval(), tmp / "random.pt")
-    return {"clip": clip, "checkpoint": checkpoint, "models": SharedModels.load()}
+    if DEFAULT_CHECKPOINT.is_file():
+        checkpoint, tol = DEFAULT_CHECKPOINT, 1e-5
+    else:
+        # Random weights with the default (identity) normalisation see raw eGeMAPS values in
+        # the hundreds; saturating units then magnify the float32 rounding differences between a
+        # batch-2 and a batch-1 matrix product up to ~4e-4 (measured). The trained model: ~4e-7.
+        torch.manual_seed(0)
+        checkpoint, tol = save_checkpoint(MSRG().eval(), tmp / "random.pt"), 1e-3
+    return {"clip": clip, "checkpoint": checkpoint, "tol": tol, "models": SharedModels.load()}
 
 
 def _collect(session) -> list[messages.Message]:  # noqa: ANN001
@@ -91,7 +97,12 @@ def _utterances(got: list[messages.Message]) -> list[tuple[str, float]]:
 
 @pytest.mark.slow  # ~40-55 s on 2 busy cores: a clip replayed alone, then as two streams
 def test_two_streams_match_the_file_replayed_alone(setup: dict) -> None:
-    clip, checkpoint, models = setup["clip"], setup["checkpoint"], setup["models"]
+    clip, checkpoint, models, tol = (
+        setup["clip"],
+        setup["checkpoint"],
+        setup["models"],
+        setup["tol"],
+    )
     inputs = InputOptions(video=clip)  # fast replay: deterministic, and quick
     alone = Session(
         SessionOptions(inputs=inputs, engine="eager", checkpoint=checkpoint,
@@ -145,11 +156,11 @@ def test_two_streams_match_the_file_replayed_alone(setup: dict) -> None:
         assert all(m.session == sessions[k] for m in got[k])
         finals = _finals(got[k])
         assert finals.keys() == expected.keys()
-        assert max(abs(finals[s] - expected[s]) for s in expected) < 1e-5
+        assert max(abs(finals[s] - expected[s]) for s in expected) < tol
         utts = _utterances(got[k])
         assert [t for t, _ in utts] == [t for t, _ in _utterances(reference)]
         assert all(
-            abs(a - b) < 1e-5
+            abs(a - b) < tol
             for (_, a), (_, b) in zip(utts, _utterances(reference))
         )  # fmt: skip
         assert multi.sessions[k].pipeline.stats.errors == 0
