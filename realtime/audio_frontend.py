@@ -72,6 +72,11 @@ class AudioFrontEnd:
         return self.ring.cut(t_start_s, t_end_s)
 
     @property
+    def decided_until_s(self) -> float:
+        """No speech segment can start before this any more (see SpeechSegmenter)."""
+        return self.segmenter.decided_until_s
+
+    @property
     def pause_onset(self) -> PauseOnset | None:
         """Where the open segment ends if its current silence becomes a pause (see PauseOnset)."""
         return self.segmenter.pause_onset

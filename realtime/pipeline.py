@@ -319,11 +319,13 @@ class Pipeline:
             t_end_s = block.t_end_s
             update = front.push(block)
             self._core_q.put(("voice", update.voice, avail_s))
-            self._core_q.put(("speech", update.speech))
             for event in update.events:
                 self._segment_event(event, front)
                 open_segment = event if isinstance(event, SegmentStart) else None
                 last_partial_s = t_end_s
+            # After the block's segment events, with the segmenter's own horizon: the core must
+            # learn of a segment (opened backdated) before it may settle text past its start.
+            self._core_q.put(("speech", update.speech, front.decided_until_s))
             if self.options.speculative_asr:
                 speculated = self._speculate(front, open_segment, speculated)
             every = self.options.partial_asr_s
@@ -403,8 +405,7 @@ class Pipeline:
                 aligner.push_voice(item[1], item[2])
             elif kind == "speech":
                 aligner.push_speech(item[1])
-                if item[1]:
-                    tracker.vad_until(item[1][-1].t_end_s)
+                tracker.vad_until(item[2])
             elif kind == "open":
                 tracker.opened(item[1].segment_id, item[1].t_start_s)
             elif kind == "close":

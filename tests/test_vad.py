@@ -163,3 +163,24 @@ def test_pause_onset_gives_the_end_a_confirmed_pause_will_have() -> None:
     (end,) = [e for e in events if isinstance(e, SegmentEnd)]
     assert end.t_end_s == second.t_end_s and not end.forced  # exactly, not approximately
     assert seg.pause_onset is None  # closed
+
+
+def test_no_segment_starts_before_the_decided_horizon() -> None:
+    """The core settles text up to `decided_until_s`; a segment opened later with a backdated
+    start before it would have its first steps finalised before their words arrived."""
+    rng = np.random.default_rng(3)
+    values: list[float] = []  # alternating runs: clicks, short and long speech, pauses
+    for i in range(40):
+        values += [0.9 if i % 2 else 0.05] * int(rng.integers(1, 25))
+    seg = SpeechSegmenter(SegmenterOptions(pause_ms=300, min_speech_ms=250, padding_ms=100))
+    horizon, opened = 0.0, 0
+    for p in probs(values, chunk_s=0.032):
+        for event in seg.push(p):
+            if isinstance(event, SegmentStart):
+                opened += 1
+                assert event.t_start_s >= horizon - 1e-9, (event.t_start_s, horizon)
+        now = seg.decided_until_s
+        assert now >= horizon - 1e-9  # it never moves back
+        horizon = now
+    assert opened >= 3
+    assert horizon <= len(values) * 0.032

@@ -199,6 +199,19 @@ class SpeechSegmenter:
         # The same expression as the close by a pause in push(): the end must match exactly.
         return PauseOnset(self._open.segment_id, self._open.t_start_s, self._silence_s + pad_s)
 
+    @property
+    def decided_until_s(self) -> float:
+        """No segment can start before this any more. A segment opens only after min_speech_ms
+        of speech and its start is then moved back by the padding, so the horizon trails the
+        audio heard: at a pending candidate's backdated start, else one padding behind the last
+        chunk (also while a segment is open: the core holds text back at an open segment's
+        start anyway, and a uniform rule never moves the horizon back when the segment closes)."""
+        if self._last_end_s is None:
+            return 0.0
+        pad_s = self.options.padding_ms / 1000.0
+        start = self._candidate_s if self._candidate_s is not None else self._last_end_s
+        return max(start - pad_s, self._floor_s, 0.0)
+
     def push(self, p: SpeechProbability) -> list[SegmentEvent]:
         opts = self.options
         pad_s = opts.padding_ms / 1000.0
