@@ -19,7 +19,12 @@ from pathlib import Path
 from realtime.lsl import LslOptions
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import DEFAULT_ENDPOINT, PublisherOptions
-from realtime.session import DEFAULT_CHECKPOINT, InputOptions, SessionOptions
+from realtime.session import (
+    DEFAULT_CHECKPOINT,
+    InputOptions,
+    SessionOptions,
+    exit_past_busy_workers,
+)
 
 log = logging.getLogger("affect-monitor")
 
@@ -250,4 +255,6 @@ def _run_dashboard(session, stop: threading.Event, preview) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    exit_past_busy_workers(code)
+    sys.exit(code)

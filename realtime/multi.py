@@ -51,6 +51,7 @@ from realtime.session import (
     SessionError,
     SessionOptions,
     console_line,
+    exit_past_busy_workers,
 )
 
 log = logging.getLogger(__name__)
@@ -352,23 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, session in enumerate(multi.sessions):
         print(f"[{i}] {console_line(session.pipeline)}", flush=True)
     log.info("engine batches: %s", multi.shared.stats())
-    _exit_past_busy_workers()
+    exit_past_busy_workers(0)
     return 0
-
-
-def _exit_past_busy_workers() -> None:
-    """A Whisper pass still running when the streams stop is left to finish on its daemon
-    thread; if the interpreter tears down under it, CTranslate2 aborts the process ("terminate
-    called without an active exception"). Everything is closed and flushed by now, so in that
-    case skip the teardown."""
-    busy = [t.name for t in threading.enumerate() if t.name == "asr-worker" and t.is_alive()]
-    if not busy:
-        return
-    log.info("%d transcription(s) still running; exiting without waiting for them", len(busy))
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 
 
 if __name__ == "__main__":

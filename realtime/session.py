@@ -4,6 +4,9 @@ runs the pipeline, and turns every known failure into a one-line SessionError.""
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,3 +216,19 @@ def console_line(pipeline: Pipeline) -> str:
         f"t={pipeline.clock.now():6.1f}s steps={s.steps_published} utterances={s.utterances_published} "
         f"frames={s.frames_processed} latency p50/p95={lat} errors={s.errors}"
     )
+
+
+def exit_past_busy_workers(code: int) -> None:
+    """A Whisper pass still running when a session stops is left to finish on its daemon thread;
+    if the interpreter tears down under it, CTranslate2 aborts the process ("terminate called
+    without an active exception") and the exit status is lost. Call this once everything is
+    closed and flushed: with a pass still running it ends the process with `code` at once,
+    skipping the teardown; otherwise it returns."""
+    busy = [t for t in threading.enumerate() if t.name == "asr-worker" and t.is_alive()]
+    if not busy:
+        return
+    log.info("%d transcription(s) still running; exiting without waiting for them", len(busy))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
