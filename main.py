@@ -124,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--step-hz", type=float, default=10.0, help="model time steps per second (default 10)"
     )
     run.add_argument(
+        "--face-hz",
+        type=float,
+        default=None,
+        help="face analyses per second (default: the step rate; 0: every frame)",
+    )
+    run.add_argument(
         "--partial-asr-s",
         type=float,
         default=0.0,
@@ -138,7 +144,7 @@ def options_from(args: argparse.Namespace) -> SessionOptions:
     inputs = InputOptions(camera=args.camera, mic=args.mic, video=args.video, demo=args.demo,
                           realtime=args.realtime, use_mic=not args.no_mic)  # fmt: skip
     pipeline = PipelineOptions(step_hz=args.step_hz, pause_ms=args.pause_ms, duration_s=args.duration,
-                               partial_asr_s=args.partial_asr_s)  # fmt: skip
+                               partial_asr_s=args.partial_asr_s, face_hz=args.face_hz)  # fmt: skip
     if args.partial_asr_s < 0:
         raise ValueError(f"--partial-asr-s must be >= 0, got {args.partial_asr_s}")
     publish = PublisherOptions(
