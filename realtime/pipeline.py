@@ -31,6 +31,7 @@ from realtime.audio_frontend import AudioFrontEnd
 from realtime.clock import StreamClock
 from realtime.extractors import Extractors
 from realtime.extractors.asr import AsrRequest, AsrResult, AsrWorker
+from realtime.extractors.face import FaceSampler
 from realtime.extractors.vad import (
     PauseOnset,
     SegmentEnd,
@@ -43,7 +44,7 @@ from realtime.queues import DropOldestQueue
 from realtime.sources.base import Source, SourceError
 from realtime.status import SessionStats
 from realtime.stepper import StepOutcome, StepRunner
-from realtime.types import AudioBlock, FaceObservation, VideoFrame
+from realtime.types import AudioBlock, VideoFrame
 from realtime.utterances import PendingUtterance, UtteranceTracker
 
 log = logging.getLogger(__name__)
@@ -285,9 +286,7 @@ class Pipeline:
         face = self.extractors.face
         assert face is not None, "a video source needs Extractors.load(with_face=True)"
         o = self.options
-        rate = o.step_hz if o.face_hz is None else o.face_hz
-        held: FaceObservation | None = None
-        held_slot: int | None = None
+        sampler = FaceSampler(face, o.step_hz if o.face_hz is None else o.face_hz)
         while not self.stop_event.is_set():
             item = self._get(self._video_q)
             if item is None:
@@ -296,12 +295,7 @@ class Pipeline:
                 self._core_q.put(("eos", "video"))
                 return
             frame, avail_s = item
-            slot = math.floor(frame.t_s * rate + 1e-9) if rate > 0 else None
-            if held is not None and slot is not None and slot == held_slot:
-                obs = replace(held, t_s=frame.t_s)  # same interval: reuse its analysis
-            else:
-                obs = held = face.process(frame)
-                held_slot = slot
+            obs = sampler.process(frame)  # reuses the interval's analysis where it has one
             self._core_q.put(("face", obs, avail_s))
             if self.frame_sink is not None:
                 self.frame_sink(frame.image, obs.box)

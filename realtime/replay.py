@@ -16,6 +16,7 @@ import numpy as np
 from realtime.aligner import Aligner, AlignerOptions
 from realtime.audio_frontend import AudioFrontEnd
 from realtime.extractors import Extractors
+from realtime.extractors.face import FaceSampler
 from realtime.extractors.vad import SegmentEnd
 from realtime.sources.base import Source
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, StepFeatures, VideoFrame, Word
@@ -62,16 +63,23 @@ def audio_blocks(
 def extract(
     records, extractors: Extractors, *, has_video: bool, has_audio: bool,
     step_hz: float = 10.0, pause_ms: float = 600.0, transcript: str | None = None,
+    face_hz: float | None = None,
 ) -> ReplayFeatures:  # fmt: skip
     """Features of an iterable of VideoFrame / AudioBlock records in capture order.
 
     transcript: use these words instead of speech recognition (a ground-truth transcript), spread
-    evenly over the detected speech, to measure what recognition errors cost.
+    evenly over the detected speech, to measure what recognition errors cost. face_hz: face
+    analyses per second as in the live pipeline (None: the step rate).
     """
     aligner = Aligner(
         AlignerOptions(step_hz=step_hz, expect_video=has_video, expect_audio=has_audio)
     )
     front = AudioFrontEnd(pause_ms) if has_audio else None
+    sampler = (
+        FaceSampler(extractors.face, step_hz if face_hz is None else face_hz)
+        if has_video and extractors.face is not None
+        else None
+    )
     words: list[Word] = []
     segments: list[tuple[float, float]] = []
     end_s = 0.0
@@ -93,8 +101,8 @@ def extract(
     for record in records:
         if isinstance(record, VideoFrame):
             if has_video:
-                assert extractors.face is not None
-                aligner.push_face(extractors.face.process(record), record.t_s)
+                assert sampler is not None, "a video source needs Extractors.load(with_face=True)"
+                aligner.push_face(sampler.process(record), record.t_s)
                 end_s = max(end_s, record.t_s)
         elif has_audio:
             update = front.push(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,3 +78,22 @@ def test_every_frame_with_face_hz_0(extractors, engine) -> None:
 def test_negative_face_rate_is_refused() -> None:
     with pytest.raises(ValueError, match="--face-hz must be >= 0"):
         PipelineOptions(face_hz=-1.0)
+
+
+def test_sampler_analyses_the_first_frame_of_each_interval(extractors) -> None:
+    from realtime.extractors.face import FaceSampler
+    from realtime.types import VideoFrame
+
+    image = np.zeros((120, 160, 3), np.uint8)
+    frames = [VideoFrame(seq=i, t_s=i / 30, image=image) for i in range(61)]  # 2 s at 30 fps
+    counting = CountingFace(extractors.face)
+    sampler = FaceSampler(counting, 10.0)
+    observed = [sampler.process(f) for f in frames]
+    assert [round(t * 30) for t in counting.times] == list(range(0, 61, 3))  # 0, 3, 6, ...
+    assert [o.t_s for o in observed] == [f.t_s for f in frames]  # each keeps its own time
+    every = FaceSampler(CountingFace(extractors.face), 0.0)
+    for f in frames:
+        every.process(f)
+    assert every.analysed == 61
+    with pytest.raises(ValueError, match="must be >= 0"):
+        FaceSampler(counting, -1.0)

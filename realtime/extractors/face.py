@@ -14,7 +14,7 @@ ranks detections and is monotone in the cascade's own evidence; it is not a cali
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -125,3 +125,26 @@ class FaceExtractor:
         )  # (5,) in FACE_GEOMETRY order
         features = np.concatenate([probabilities, geometry]).astype(np.float32)  # (12,)
         return FaceObservation(t_s=frame.t_s, present=True, features=features, box=box)
+
+
+class FaceSampler:
+    """Face analysis at a fixed rate: the first frame of each 1/rate_hz interval of stream time
+    is analysed and the interval's other frames reuse its observation (rate 0: every frame).
+    Live and replay share it, so training features are the live features."""
+
+    def __init__(self, face: FaceExtractor, rate_hz: float) -> None:
+        if not (math.isfinite(rate_hz) and rate_hz >= 0):
+            raise ValueError(f"face analysis rate must be >= 0, got {rate_hz}")
+        self.face = face
+        self.rate_hz = rate_hz
+        self._held: FaceObservation | None = None
+        self._held_slot: int | None = None
+        self.analysed = 0  # frames actually analysed
+
+    def process(self, frame: VideoFrame) -> FaceObservation:
+        slot = math.floor(frame.t_s * self.rate_hz + 1e-9) if self.rate_hz > 0 else None
+        if self._held is not None and slot is not None and slot == self._held_slot:
+            return replace(self._held, t_s=frame.t_s)
+        self._held, self._held_slot = self.face.process(frame), slot
+        self.analysed += 1
+        return self._held
