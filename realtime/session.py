@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
@@ -54,6 +54,11 @@ class InputOptions:
     @property
     def live(self) -> bool:
         return self.video is None and not self.demo
+
+    @property
+    def paced(self) -> bool:
+        """Input arrives at real time: a device, the demo, or a file with --realtime."""
+        return self.live or self.demo or self.realtime
 
 
 @dataclass(frozen=True)
@@ -144,8 +149,13 @@ class Session:
         with_face = not (options.inputs.live and options.inputs.camera is None)
         self.extractors = extractors or Extractors.load(with_face=with_face)
         outlets = [o for o in (self.recorder, self.lsl_outlet) if o is not None]
+        pipeline_options = options.pipeline
+        if not options.inputs.paced and pipeline_options.speculative_asr:
+            # Speculation buys latency, which a file replayed as fast as possible does not have;
+            # there it would only add a Whisper pass at every silence that is not a pause.
+            pipeline_options = replace(pipeline_options, speculative_asr=False)
         self.pipeline = Pipeline(
-            options.pipeline, self.sources, self.engine, self.extractors,
+            pipeline_options, self.sources, self.engine, self.extractors,
             publisher=self.publisher, outlets=outlets, clock=self.clock,
             live=options.inputs.live, frame_sink=frame_sink, media=self.media,
         )  # fmt: skip

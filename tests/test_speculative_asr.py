@@ -105,3 +105,15 @@ def test_speculation_is_used_at_pauses_discarded_on_resumed_speech_and_changes_n
     assert spec.speculations_used >= 1
     assert spec.finals == 2 and spec.errors == 0
     assert spec_calls == spec.speculations + spec.finals - spec.speculations_used
+
+
+def test_speculation_only_where_input_is_paced(tmp_path) -> None:
+    """A file replayed as fast as possible has no latency to win: its session turns speculation
+    off; devices, the demo and --realtime files keep it."""
+    from realtime.session import InputOptions
+
+    clip = tmp_path / "clip.wav"
+    assert not InputOptions(video=clip).paced
+    assert InputOptions(video=clip, realtime=True).paced
+    assert InputOptions(demo=True).paced
+    assert InputOptions(camera=0).paced
