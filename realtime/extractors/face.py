@@ -129,8 +129,11 @@ class FaceExtractor:
 
 class FaceSampler:
     """Face analysis at a fixed rate: the first frame of each 1/rate_hz interval of stream time
-    is analysed and the interval's other frames reuse its observation (rate 0: every frame).
-    Live and replay share it, so training features are the live features."""
+    in which a face is found is analysed, and the interval's later frames reuse it (rate 0:
+    every frame). A frame without a face does not end the interval's search, so a step still
+    sees the face if any of its frames shows one (a detector miss on one frame costs one more
+    analysis, an empty room costs every frame, as before). Live and replay share it, so
+    training features are the live features."""
 
     def __init__(self, face: FaceExtractor, rate_hz: float) -> None:
         if not (math.isfinite(rate_hz) and rate_hz >= 0):
@@ -143,8 +146,9 @@ class FaceSampler:
 
     def process(self, frame: VideoFrame) -> FaceObservation:
         slot = math.floor(frame.t_s * self.rate_hz + 1e-9) if self.rate_hz > 0 else None
-        if self._held is not None and slot is not None and slot == self._held_slot:
-            return replace(self._held, t_s=frame.t_s)
+        held = self._held
+        if held is not None and held.present and slot is not None and slot == self._held_slot:
+            return replace(held, t_s=frame.t_s)
         self._held, self._held_slot = self.face.process(frame), slot
         self.analysed += 1
         return self._held
