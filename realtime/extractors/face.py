@@ -128,12 +128,11 @@ class FaceExtractor:
 
 
 class FaceSampler:
-    """Face analysis at a fixed rate: the first frame of each 1/rate_hz interval of stream time
-    in which a face is found is analysed, and the interval's later frames reuse it (rate 0:
-    every frame). A frame without a face does not end the interval's search, so a step still
-    sees the face if any of its frames shows one (a detector miss on one frame costs one more
-    analysis, an empty room costs every frame, as before). Live and replay share it, so
-    training features are the live features."""
+    """Face analysis at a fixed rate: the frames of each 1/rate_hz interval of stream time are
+    analysed in order until one shows a face, and the interval's later frames reuse that
+    analysis (rate 0: every frame). A step therefore still sees the face if any of its frames
+    shows one; a detector miss costs one more analysis, and an empty room costs every frame, as
+    before. Live and replay share it, so training features are the live features."""
 
     def __init__(self, face: FaceExtractor, rate_hz: float) -> None:
         if not (math.isfinite(rate_hz) and rate_hz >= 0):
