@@ -8,7 +8,6 @@ import logging
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -85,14 +84,7 @@ def as_numpy(tensors: tuple) -> list[np.ndarray]:
     return [np.array(t.cpu() if isinstance(t, torch.Tensor) else t) for t in tensors]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Eager at B > 1 on a shared 2-core runner: two torch threads contend with everything else
-    and made the parity runs several times slower. Restored after this module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

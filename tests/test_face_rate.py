@@ -34,12 +34,6 @@ class CountingFace:
 
 
 @pytest.fixture(scope="module")
-def extractors() -> Extractors:
-    torch.set_num_threads(1)
-    return Extractors.load()
-
-
-@pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     torch.manual_seed(0)
     path = save_checkpoint(MSRG().eval(), tmp_path_factory.mktemp("face_rate") / "random.pt")

@@ -27,7 +27,6 @@ from msrg.model import MSRG
 from realtime import messages
 from realtime.clock import StreamClock
 from realtime.engine_fallback import FallbackEngine
-from realtime.extractors import Extractors
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import Publisher, PublisherOptions
 from realtime.sources.camera import CameraOptions, CameraSource
@@ -39,12 +38,6 @@ from realtime.types import SAMPLE_RATE_HZ, VideoFrame
 UNPLUG_S, REPLUG_S = 5.5, 8.0  # within the second sentence: audio and text go on meanwhile
 OVERFLOW_S, NAN_S, MIC_GONE_S, STOP_S = 2.0, 2.5, 10.5, 12.5
 REPORT_WITHIN_S = 2.0  # the bound for a lost device to show in status
-
-
-@pytest.fixture(scope="module")
-def extractors() -> Extractors:
-    torch.set_num_threads(1)
-    return Extractors.load()
 
 
 @pytest.fixture(scope="module")

@@ -32,12 +32,6 @@ SECOND = "I really love this wonderful day."
 
 
 @pytest.fixture(scope="module")
-def extractors() -> Extractors:
-    torch.set_num_threads(1)
-    return Extractors.load(with_face=False)
-
-
-@pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("spec")
     audio = np.concatenate([
