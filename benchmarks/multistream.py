@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
 
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
-        models = SharedModels.load()
+        from msrg.checkpoint import load_checkpoint
+
+        models = SharedModels.load(load_checkpoint(checkpoint).text_adapter)
         results = [
             run(n, checkpoint, models, args.duration, args.max_wait_ms / 1000)
             for n in args.streams

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
         clip = ensure_demo_clip()
-        extractors = Extractors.load()
+        extractors = Extractors.for_checkpoint(checkpoint)
         results = {}
         for i, mode in enumerate(args.modes):
             results[mode] = run_mode(mode, clip, checkpoint, extractors, 5610 + i)

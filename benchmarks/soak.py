@@ -73,7 +73,7 @@ def _drain_forever(sub: zmq.Socket, stop: threading.Event, counts: dict) -> None
 def soak(minutes: float, realtime: bool, checkpoint: Path) -> dict:
     clip = ensure_demo_clip()
     engine = load_engine("onnx", checkpoint)
-    extractors = Extractors.load()
+    extractors = Extractors.for_checkpoint(checkpoint)
     publisher = Publisher(PublisherOptions(endpoint="tcp://127.0.0.1:*"))
     ctx = zmq.Context.instance()
     stuck = ctx.socket(zmq.SUB)  # connected, subscribed, never read

@@ -52,11 +52,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--limit", type=int, default=None, help="only the first N rows (for a quick look)"
     )
+    parser.add_argument(
+        "--text-adapter", type=Path, default=None,
+        help="embed words with this MiniLM adapter (a msrg.tune_text file or a checkpoint)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from realtime.dataset_builder import BuildOptions, DatasetError, build, read_labels
 
+    from msrg.text_adapter import AdapterError, load_adapter
+
     try:
+        adapter = load_adapter(args.text_adapter) if args.text_adapter else None
         segments, problems = read_labels(args.labels)
         if args.splits:
             segments = [s for s in segments if s.split in args.splits]
@@ -64,9 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             segments = segments[: args.limit]
         options = BuildOptions(source="tts" if args.tts else "media", transcripts=args.transcripts)
         summary = build(
-            segments, options, args.out, media_dir=args.media, workers=max(1, args.workers)
-        )
-    except DatasetError as exc:
+            segments, options, args.out, media_dir=args.media, workers=max(1, args.workers),
+            cache_dir=args.cache, text_adapter=adapter,
+        )  # fmt: skip
+    except (DatasetError, AdapterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     bad = {**{p.split(": ", 1)[0]: p.split(": ", 1)[-1] for p in problems}, **summary["problems"]}

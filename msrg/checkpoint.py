@@ -14,6 +14,7 @@ import torch
 from msrg.config import MSRGConfig
 from msrg.digest import file_digest
 from msrg.model import MSRG
+from msrg.text_adapter import AdapterError, check_adapter
 
 FORMAT = "affect-monitor/msrg-checkpoint"
 FORMAT_VERSION = 1
@@ -29,14 +30,22 @@ class LoadedCheckpoint:
     path: Path
     digest: str  # sha256 of the file: keys exported engine artefacts to these exact weights
     meta: dict[str, Any] = field(default_factory=dict)
+    # The MiniLM adapter the text features were computed with (msrg.text_adapter); None: base.
+    text_adapter: dict[str, Any] | None = None
 
     @property
     def config(self) -> MSRGConfig:
         return self.model.config
 
 
-def save_checkpoint(model: MSRG, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-    """Write atomically (temp file + rename) so a crash never leaves a half-written checkpoint."""
+def save_checkpoint(
+    model: MSRG, path: str | Path, meta: dict[str, Any] | None = None,
+    text_adapter: dict[str, Any] | None = None,
+) -> Path:  # fmt: skip
+    """Write atomically (temp file + rename) so a crash never leaves a half-written checkpoint.
+
+    text_adapter: the MiniLM adapter the training features were embedded with; live extraction
+    and evaluation apply it, so the model sees the text features it was trained on."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -45,6 +54,7 @@ def save_checkpoint(model: MSRG, path: str | Path, meta: dict[str, Any] | None =
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": meta or {},
+        "text_adapter": text_adapter,
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
@@ -87,7 +97,14 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             f"checkpoint {path} does not match the MSRG model: {first_line}"
         ) from None
     model.eval()
-    return LoadedCheckpoint(model=model, path=path, digest=file_digest(path), meta=payload["meta"])
+    adapter = payload.get("text_adapter")
+    if adapter is not None:
+        try:
+            check_adapter(adapter)
+        except AdapterError as exc:
+            raise CheckpointError(f"checkpoint {path}: {exc}; re-copy it or retrain") from None
+    return LoadedCheckpoint(model=model, path=path, digest=file_digest(path), meta=payload["meta"],
+                            text_adapter=adapter)  # fmt: skip
 
 
 def check_feature_dims(config: MSRGConfig, dims: dict[str, int], what: str, where: str) -> None:

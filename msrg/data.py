@@ -34,6 +34,9 @@ class SequenceSet:
     labels: np.ndarray  # (N,) in [-3, 3]
     ids: list[str]
     raw_text: list[str]
+    # Digest of the MiniLM adapter the text features were embedded with ('' = the base encoder
+    # or not recorded, as in MMSA files); training stores the matching adapter in the checkpoint.
+    text_adapter: str = ""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -105,7 +108,8 @@ def _split_from_dict(split: dict, name: str, where: str) -> SequenceSet:
             arr[~np.isfinite(arr)] = 0.0  # MMSA audio features contain -inf; zero them as MMSA does
     ids = [str(i) for i in split.get("id", range(n))]
     raw = [str(t) for t in split.get("raw_text", [""] * n)]
-    return SequenceSet(text, audio, vision, mask, valid, labels, ids, raw)
+    adapter = str(split.get("text_adapter", ""))
+    return SequenceSet(text, audio, vision, mask, valid, labels, ids, raw, adapter)
 
 
 def load_mmsa(path: str | Path, splits: tuple[str, ...] = SPLITS) -> dict[str, SequenceSet]:
@@ -142,6 +146,12 @@ def concat_sets(sets: list[SequenceSet]) -> SequenceSet:
         return sets[0]
     if len({tuple(s.dims.values()) for s in sets}) != 1:
         raise DataFormatError(f"data files have different feature sizes: {[s.dims for s in sets]}")
+    adapters = {s.text_adapter for s in sets}
+    if len(adapters) != 1:
+        raise DataFormatError(
+            f"data files embed text with different adapters ({sorted(adapters)}); "
+            "build (or re-embed) them with one"
+        )
     steps = max(s.text.shape[1] for s in sets)
 
     def pad(a: np.ndarray) -> np.ndarray:
@@ -154,6 +164,7 @@ def concat_sets(sets: list[SequenceSet]) -> SequenceSet:
         labels=np.concatenate([s.labels for s in sets]),
         ids=[i for s in sets for i in s.ids],
         raw_text=[t for s in sets for t in s.raw_text],
+        text_adapter=adapters.pop(),
     )  # fmt: skip
 
 

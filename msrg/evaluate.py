@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from msrg.metrics import format_table, json_safe, regression_metrics
+from msrg.text_adapter import adapter_digest
 
 log = logging.getLogger("msrg.evaluate")
 RIDGE_ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from msrg.checkpoint import CheckpointError
+    from msrg.checkpoint import CheckpointError, load_checkpoint
     from msrg.data import DataFormatError, load_mmsa
     from realtime.dataset_builder import BuildOptions, DatasetError, build, read_labels
 
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         options = BuildOptions(
             source="media" if args.media else "tts", transcripts=args.transcripts
         )
+        # Words are embedded with the checkpoint's MiniLM adapter, as live and in its training.
+        text_adapter = load_checkpoint(args.checkpoint).text_adapter
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "features.pkl"
             summary = build(
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 media_dir=args.media,
                 workers=args.workers,
                 cache_dir=args.cache,
+                text_adapter=text_adapter,
             )
             data = load_mmsa(out, (split,))[split]
         preds = predict_checkpoint(args.checkpoint, data)
@@ -126,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         "MSRG time steps only": regression_metrics(preds["timestep"], data.labels),
     }
     report = {"split": args.split, "n": len(data), "skipped": {**summary["problems"]},
-              "features": options.__dict__, "checkpoint": str(args.checkpoint)}  # fmt: skip
+              "features": {**options.__dict__, "text_adapter": adapter_digest(text_adapter)},
+              "checkpoint": str(args.checkpoint)}  # fmt: skip
     if args.baseline:
         from realtime.extractors.words import WordEmbedder
 

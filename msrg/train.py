@@ -29,6 +29,7 @@ from msrg.config import MODALITIES, MSRGConfig, preset
 from msrg.data import DataFormatError, SequenceSet, concat_sets, load_mmsa
 from msrg.metrics import format_table, json_safe, regression_metrics
 from msrg.model import MSRG
+from msrg.text_adapter import AdapterError, adapter_digest, load_adapter
 
 log = logging.getLogger("msrg.train")
 
@@ -201,6 +202,17 @@ def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOpti
     return TrainResult(model, best_epoch, history, metrics)
 
 
+def check_data_adapter(splits: dict[str, SequenceSet], digest: str, where: str) -> None:
+    """The checkpoint must carry the adapter its training text was embedded with."""
+    have = {s.text_adapter for s in splits.values()}
+    if have != {digest}:
+        found = ", ".join(sorted(d or "none" for d in have))
+        raise DataFormatError(
+            f"{where} embeds text with adapter {found} but --text-adapter gives "
+            f"{digest or 'none'}; pass the adapter the data was built or re-embedded with"
+        )
+
+
 def load_splits(paths: list[str]) -> dict[str, SequenceSet]:
     """train and valid (and test where every file has it) of each file, joined split by split."""
     per_file = []
@@ -242,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--window", type=int, default=None, help="override the JCAF window (steps)")
     parser.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
+    parser.add_argument(
+        "--text-adapter", type=Path, default=None,
+        help="the MiniLM adapter (msrg.tune_text) the data's text was embedded with; "
+             "stored in the checkpoint so live extraction embeds text the same way",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -260,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         check_feature_dims(
             config, splits["train"].dims, f"preset '{args.preset}'", " + ".join(args.data)
         )
-    except (DataFormatError, CheckpointError, ValueError) as exc:
+        text_adapter = load_adapter(args.text_adapter) if args.text_adapter else None
+        check_data_adapter(splits, adapter_digest(text_adapter), " + ".join(args.data))
+    except (DataFormatError, CheckpointError, AdapterError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     started = time.time()
@@ -271,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": result.best_epoch, "metrics": json_safe(result.metrics),
         "trained_s": round(time.time() - started, 1),
     }  # fmt: skip
-    save_checkpoint(result.model, out, meta)
+    save_checkpoint(result.model, out, meta, text_adapter=text_adapter)
     metrics_path = (
         Path(args.metrics_json) if args.metrics_json else out.with_suffix(".metrics.json")
     )

@@ -57,9 +57,13 @@ class BuildOptions:
     step_hz: float = 10.0
     pause_ms: float = 600.0
     max_steps: int = 600  # keep at most this many steps per segment (the last ones)
+    text_adapter: str = ""  # digest of the MiniLM adapter words are embedded with ('' = base)
 
     def key(self) -> str:
-        blob = repr((BUILDER_VERSION, asdict(self)))
+        fields = asdict(self)
+        if not fields["text_adapter"]:  # the base encoder keeps the keys caches had before
+            del fields["text_adapter"]
+        blob = repr((BUILDER_VERSION, fields))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -131,7 +135,7 @@ def find_media(media_dir: Path, seg: Segment) -> tuple[Path, float | None, float
 _EXTRACTORS = None
 
 
-def _worker_init(with_face: bool, asr_threads: int) -> None:
+def _worker_init(with_face: bool, asr_threads: int, text_adapter: dict | None = None) -> None:
     global _EXTRACTORS
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -139,7 +143,9 @@ def _worker_init(with_face: bool, asr_threads: int) -> None:
     torch.set_num_threads(1)
     from realtime.extractors import Extractors
 
-    _EXTRACTORS = Extractors.load(with_face=with_face, asr_threads=asr_threads)
+    _EXTRACTORS = Extractors.load(
+        with_face=with_face, asr_threads=asr_threads, text_adapter=text_adapter
+    )
 
 
 def _records(
@@ -227,9 +233,18 @@ def build_one(args: tuple[Segment, BuildOptions, str | None, str]) -> tuple[str,
 def build(
     segments: list[Segment], options: BuildOptions, out: Path, *, media_dir: Path | None = None,
     workers: int = 2, cache_dir: Path | None = None, progress: bool = True,
+    text_adapter: dict | None = None,
 ) -> dict:  # fmt: skip
-    """Extract every segment (cached, resumable), then write the MMSA-format pickle at `out`."""
+    """Extract every segment (cached, resumable), then write the MMSA-format pickle at `out`.
+
+    text_adapter: a MiniLM adapter (msrg.text_adapter) to embed words with; it keys the cache."""
+    from dataclasses import replace
+
     from tqdm import tqdm
+
+    from msrg.text_adapter import adapter_digest
+
+    options = replace(options, text_adapter=adapter_digest(text_adapter))
 
     if options.source == "media" and (media_dir is None or not media_dir.is_dir()):
         raise DatasetError(f"--media {media_dir} is not a folder")
@@ -254,7 +269,7 @@ def build(
         if workers > 1:
             ctx = mp.get_context("spawn")
             with ctx.Pool(
-                workers, initializer=_worker_init, initargs=(with_face, asr_threads)
+                workers, initializer=_worker_init, initargs=(with_face, asr_threads, text_adapter)
             ) as pool:
                 for seg_id, problem in tqdm(
                     pool.imap_unordered(build_one, todo, chunksize=4),
@@ -265,7 +280,7 @@ def build(
                     if problem:
                         problems[seg_id] = problem
         else:
-            _worker_init(with_face, asr_threads)
+            _worker_init(with_face, asr_threads, text_adapter)
             for item in tqdm(todo, desc="segments", disable=not progress):
                 seg_id, problem = build_one(item)
                 if problem:
@@ -303,5 +318,6 @@ def _assemble(segments: list[Segment], files: dict[str, str], options: BuildOpti
             "id": [s.id for s in rows],
             "raw_text": [s.text for s in rows],
             "asr_text": [str(z["transcript"]) for z in loaded],
+            "text_adapter": options.text_adapter,
         }
     return data

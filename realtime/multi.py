@@ -96,6 +96,10 @@ class LockedWords:
         with self._lock:
             return self._words.embed_sentence(text)
 
+    @property
+    def adapter_digest(self) -> str:
+        return self._words.adapter_digest
+
 
 @dataclass(frozen=True)
 class SharedModels:
@@ -105,8 +109,9 @@ class SharedModels:
     words: LockedWords
 
     @classmethod
-    def load(cls) -> SharedModels:
-        loaded = Extractors.load(with_face=False)
+    def load(cls, text_adapter: dict[str, Any] | None = None) -> SharedModels:
+        """text_adapter: the checkpoint's MiniLM adapter (LoadedCheckpoint.text_adapter)."""
+        loaded = Extractors.load(with_face=False, text_adapter=text_adapter)
         return cls(loaded.recognizer, LockedWords(loaded.words))
 
     def for_stream(self) -> Extractors:
@@ -154,8 +159,12 @@ class MultiOptions:
 class StreamSession(Session):
     """A Session whose engine is a handle on the shared engine instead of one it loads."""
 
-    def __init__(self, options: SessionOptions, engine: Engine, extractors: Extractors) -> None:
+    def __init__(
+        self, options: SessionOptions, engine: Engine, extractors: Extractors,
+        text_adapter: dict[str, Any] | None,
+    ) -> None:  # fmt: skip
         self._shared_handle = engine  # before Session.__init__, which asks _load_engine for it
+        self._text_adapter = text_adapter  # the shared checkpoint's, checked against extractors
         super().__init__(options, extractors=extractors)
 
     def _load_engine(self) -> Engine:  # type: ignore[override]
@@ -175,11 +184,11 @@ class MultiSession:
         except SharedEngineError as exc:
             raise SessionError(str(exc)) from None
         try:
-            models = models or SharedModels.load()
+            models = models or SharedModels.load(self._text_adapter)
             for i in range(len(options.inputs)):
                 self.sessions.append(StreamSession(
                     options.stream_options(i), self.shared.handle(f"stream-{i}"),
-                    models.for_stream(),
+                    models.for_stream(), self._text_adapter,
                 ))  # fmt: skip
         except BaseException:
             self.stop()
@@ -195,8 +204,10 @@ class MultiSession:
 
         o = self.options
         try:
-            check_feature_dims(load_checkpoint(o.checkpoint).config, LIVE_DIMS,
+            loaded = load_checkpoint(o.checkpoint)
+            check_feature_dims(loaded.config, LIVE_DIMS,
                                f"checkpoint {o.checkpoint}", "the live feature extractors")  # fmt: skip
+            self._text_adapter = loaded.text_adapter
             engine = load_engine(o.engine, o.checkpoint)
         except (CheckpointError, EngineError) as exc:
             raise SessionError(str(exc)) from None

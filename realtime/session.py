@@ -14,6 +14,7 @@ from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
 from realtime.clock import StreamClock
 from realtime.engine_fallback import FallbackEngine, fallback_kind
 from realtime.extractors import Extractors
+from realtime.extractors.words import TextModelError
 from realtime.lsl import LslError, LslMarkerInlet, LslOptions, LslOutlet
 from realtime.media_recorder import MediaRecorder
 from realtime.pipeline import Pipeline, PipelineOptions
@@ -105,6 +106,19 @@ def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
     return sources
 
 
+def check_text_adapter(extractors: Extractors, adapter: dict | None, checkpoint: Path) -> None:
+    """The model must see text embedded as in its training: refuse extractors whose MiniLM
+    carries another adapter than the checkpoint's (possible only when extractors are passed in)."""
+    want = "" if adapter is None else str(adapter["digest"])
+    have = extractors.words.adapter_digest
+    if have != want:
+        raise SessionError(
+            f"the word embedder uses text adapter {have or 'none (base MiniLM)'} but checkpoint "
+            f"{checkpoint} was trained with {want or 'none (base MiniLM)'}; load the extractors "
+            "with Extractors.load(text_adapter=load_checkpoint(...).text_adapter)"
+        )
+
+
 class Session:
     def __init__(
         self, options: SessionOptions, extractors: Extractors | None = None, frame_sink=None
@@ -147,7 +161,14 @@ class Session:
         # Files reveal their streams only when opened; the face model is cheap, so load it
         # unless the input is a microphone alone.
         with_face = not (options.inputs.live and options.inputs.camera is None)
-        self.extractors = extractors or Extractors.load(with_face=with_face)
+        try:
+            self.extractors = extractors or Extractors.load(
+                with_face=with_face, text_adapter=self._text_adapter
+            )
+            check_text_adapter(self.extractors, self._text_adapter, options.checkpoint)
+        except (SessionError, TextModelError) as exc:
+            self.close_outputs()
+            raise SessionError(str(exc)) from None
         outlets = [o for o in (self.recorder, self.lsl_outlet) if o is not None]
         pipeline_options = options.pipeline
         if not options.inputs.paced and pipeline_options.speculative_asr:
@@ -171,8 +192,10 @@ class Session:
         try:
             # The model is small: reading it twice costs milliseconds and refuses a checkpoint
             # trained on other features before any engine export starts.
-            check_feature_dims(load_checkpoint(o.checkpoint).config, LIVE_DIMS,
+            loaded = load_checkpoint(o.checkpoint)
+            check_feature_dims(loaded.config, LIVE_DIMS,
                                f"checkpoint {o.checkpoint}", "the live feature extractors")  # fmt: skip
+            self._text_adapter = loaded.text_adapter
             engine = load_engine(o.engine, o.checkpoint, triton_url=o.triton_url)
         except (CheckpointError, EngineError) as exc:
             raise SessionError(str(exc)) from None

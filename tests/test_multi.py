@@ -13,7 +13,7 @@ import torch
 import zmq
 
 from engines import StepInputs, load_engine
-from msrg.checkpoint import save_checkpoint
+from msrg.checkpoint import load_checkpoint, save_checkpoint
 from msrg.model import MSRG
 from realtime import messages
 from realtime.multi import MultiOptions, MultiSession, SharedModels, options_from, stream_endpoints
@@ -79,7 +79,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
         # batch-2 and a batch-1 matrix product up to ~4e-4 (measured). The trained model: ~4e-7.
         torch.manual_seed(0)
         checkpoint, tol = save_checkpoint(MSRG().eval(), tmp / "random.pt"), 1e-3
-    return {"clip": clip, "checkpoint": checkpoint, "tol": tol, "models": SharedModels.load()}
+    models = SharedModels.load(load_checkpoint(checkpoint).text_adapter)
+    return {"clip": clip, "checkpoint": checkpoint, "tol": tol, "models": models}
 
 
 def _collect(session) -> list[messages.Message]:  # noqa: ANN001

@@ -7,7 +7,8 @@ it is built once and shared. The submodules are imported only when it is loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from realtime.extractors.asr import SpeechRecognizer
@@ -22,10 +23,22 @@ class Extractors:
     words: WordEmbedder
 
     @classmethod
-    def load(cls, with_face: bool = True, asr_threads: int | None = None) -> Extractors:
+    def load(
+        cls, with_face: bool = True, asr_threads: int | None = None,
+        text_adapter: dict[str, Any] | None = None,
+    ) -> Extractors:  # fmt: skip
+        """text_adapter: the checkpoint's MiniLM adapter (LoadedCheckpoint.text_adapter)."""
         from realtime.extractors.asr import AsrOptions, SpeechRecognizer
         from realtime.extractors.face import FaceExtractor
-        from realtime.extractors.words import WordEmbedder
+        from realtime.extractors.words import WordEmbedder, WordEmbedderOptions
 
         asr = AsrOptions() if asr_threads is None else AsrOptions(cpu_threads=asr_threads)
-        return cls(FaceExtractor() if with_face else None, SpeechRecognizer(asr), WordEmbedder())
+        words = WordEmbedder(WordEmbedderOptions(adapter=text_adapter))
+        return cls(FaceExtractor() if with_face else None, SpeechRecognizer(asr), words)
+
+    @classmethod
+    def for_checkpoint(cls, checkpoint: str | Path, **kwargs: Any) -> Extractors:
+        """Extractors embedding text as `checkpoint`'s model was trained on (its text adapter)."""
+        from msrg.checkpoint import load_checkpoint
+
+        return cls.load(text_adapter=load_checkpoint(checkpoint).text_adapter, **kwargs)

@@ -18,8 +18,9 @@ import collections
 import importlib.util
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,9 @@ class WordEmbedderOptions:
     batch_size: int = 64  # prefixes per forward pass
     cache_size: int = 4096  # prefix texts remembered (each 384 float32 = 1.5 KB)
     model_dir: Path | None = None  # None: the folder inside the installed package
+    # Low-rank sentiment deltas from msrg.tune_text, merged into MiniLM at load (None: the base
+    # encoder). The checkpoint carries the one its model was trained with.
+    adapter: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.cache_size < 0:
@@ -80,11 +84,24 @@ class WordEmbedder:
         folder = self.options.model_dir or minilm_model_dir()
         self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         self._model.eval()
+        if self.options.adapter is not None:
+            from msrg.text_adapter import AdapterError, merge_adapter
+
+            try:
+                merge_adapter(self._model[0].auto_model, self.options.adapter)
+            except AdapterError as exc:
+                raise TextModelError(f"cannot apply the text adapter: {exc}") from None
         get_dim = getattr(self._model, "get_embedding_dimension", None)  # renamed in ST 6
         dim = get_dim() if get_dim else self._model.get_sentence_embedding_dimension()
         if dim != LIVE_TEXT_DIM:
             raise TextModelError(f"{folder} gives {dim}-d embeddings, expected {LIVE_TEXT_DIM}")
         self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+
+    @property
+    def adapter_digest(self) -> str:
+        """'' for the base MiniLM, else the digest of the merged adapter."""
+        adapter = self.options.adapter
+        return "" if adapter is None else str(adapter.get("digest", ""))
 
     def embed_sentence(self, text: str) -> np.ndarray:
         """(384,) float32, L2-normalised; zeros for empty text (no words: the text is absent)."""

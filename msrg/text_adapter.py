@@ -1,0 +1,167 @@
+"""Low-rank adaptation of the MiniLM sentence encoder to sentiment, and applying it.
+
+MiniLM (all-MiniLM-L6-v2) was trained for semantic similarity, not affect: a ridge regression on
+its frozen sentence embedding is the baseline the model has to beat, and MSRG's text branch sees
+the same frozen vectors. Fine-tuning the encoder on the training transcripts lets the text features
+themselves carry sentiment. To keep the shipped checkpoint small and the base weights untouched,
+the encoder is adapted with low-rank deltas (LoRA, Hu et al. 2021): each adapted linear layer W
+becomes W + B A with A (r, in) and B (out, r), r small. Training learns A and B only; afterwards
+the delta is folded into W, so inference costs exactly what the base encoder costs.
+
+An adapter is a plain dict stored inside the MSRG checkpoint (`text_adapter`), because the text
+features the model was trained on were computed with it: live extraction, dataset building and
+evaluation must all embed with the same adapter. Its `digest` keys feature caches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+ADAPTER_FORMAT = "affect-monitor/minilm-lora"
+# Linear layers of a BERT block that get a delta (attention projections and the feed-forward).
+TARGETS = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+)
+
+
+class AdapterError(ValueError):
+    """An adapter that does not fit the encoder it is applied to; one line."""
+
+
+class LowRankLinear(nn.Module):
+    """y = base(x) + (x A^T B^T) * scale. B starts at zero, so training starts from the base."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
+        super().__init__()
+        self.base = base
+        self.scale = alpha / rank
+        self.lora_a = nn.Parameter(torch.empty(rank, base.in_features))
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
+
+    def delta(self) -> torch.Tensor:
+        """(out, in) weight delta, scale folded in."""
+        return (self.lora_b @ self.lora_a) * self.scale
+
+
+def _layers(bert: nn.Module) -> list[nn.Module]:
+    try:
+        return list(bert.encoder.layer)
+    except AttributeError:
+        raise AdapterError(
+            "the text encoder is not a BERT-style model (no encoder.layer)"
+        ) from None
+
+
+def insert_low_rank(
+    bert: nn.Module, rank: int, alpha: float, layers: list[int]
+) -> dict[str, LowRankLinear]:
+    """Freeze `bert` and wrap the TARGETS of the given layer indices; returns {weight name: module}.
+
+    Names are those of the base weights in `bert.named_parameters()`, e.g.
+    `encoder.layer.5.attention.self.query.weight`.
+    """
+    for p in bert.parameters():
+        p.requires_grad = False
+    blocks = _layers(bert)
+    wrapped: dict[str, LowRankLinear] = {}
+    for i in layers:
+        if not 0 <= i < len(blocks):
+            raise AdapterError(f"layer {i} does not exist (the encoder has {len(blocks)})")
+        for target in TARGETS:
+            parent_path, leaf = target.rsplit(".", 1)
+            parent = blocks[i].get_submodule(parent_path)
+            base = getattr(parent, leaf)
+            module = LowRankLinear(base, rank, alpha)
+            setattr(parent, leaf, module)
+            wrapped[f"encoder.layer.{i}.{target}.weight"] = module
+    return wrapped
+
+
+def adapter_from(wrapped: dict[str, LowRankLinear], meta: dict[str, Any]) -> dict[str, Any]:
+    """The serialisable adapter: low-rank factors (scale folded into B) and a content digest."""
+    factors = {
+        name: (m.lora_a.detach().cpu().clone(), (m.lora_b * m.scale).detach().cpu().clone())
+        for name, m in sorted(wrapped.items())
+    }
+    return {"format": ADAPTER_FORMAT, "factors": factors, "meta": dict(meta),
+            "digest": _digest(factors)}  # fmt: skip
+
+
+def _digest(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(factors):
+        h.update(name.encode())
+        for t in factors[name]:
+            h.update(t.to(torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_adapter(adapter: Any) -> dict[str, Any]:
+    if not isinstance(adapter, dict) or adapter.get("format") != ADAPTER_FORMAT:
+        raise AdapterError("the text adapter is not in the affect-monitor MiniLM LoRA format")
+    factors = adapter.get("factors")
+    if not isinstance(factors, dict) or not factors:
+        raise AdapterError("the text adapter holds no factors")
+    if adapter.get("digest") != _digest(factors):
+        raise AdapterError("the text adapter's digest does not match its factors (corrupt file)")
+    return adapter
+
+
+@torch.no_grad()
+def merge_adapter(bert: nn.Module, adapter: dict[str, Any]) -> None:
+    """Add B A to each named base weight of `bert` in place (the base stays a plain BERT)."""
+    check_adapter(adapter)
+    params = dict(bert.named_parameters())
+    for name, (a, b) in adapter["factors"].items():
+        weight = params.get(name)
+        if weight is None:
+            raise AdapterError(f"the text encoder has no weight {name} for the adapter")
+        if weight.shape != (b.shape[0], a.shape[1]):
+            raise AdapterError(
+                f"adapter factor for {name} is {b.shape[0]}x{a.shape[1]}, "
+                f"the weight is {tuple(weight.shape)}"
+            )
+        weight.add_((b.to(weight.dtype) @ a.to(weight.dtype)).to(weight.device))
+
+
+def adapter_digest(adapter: dict[str, Any] | None) -> str:
+    """'' for the base encoder; keys caches of text features."""
+    return "" if adapter is None else str(adapter["digest"])
+
+
+def load_adapter(path: str | Path) -> dict[str, Any]:
+    """An adapter from a file written by msrg.tune_text, or the one inside an MSRG checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise AdapterError(
+            f"text adapter {path} does not exist; write one with python -m msrg.tune_text"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise AdapterError(f"text adapter {path} is unreadable ({type(exc).__name__})") from None
+    if isinstance(payload, dict) and "text_adapter" in payload:  # an MSRG checkpoint
+        payload = payload["text_adapter"]
+        if payload is None:
+            raise AdapterError(
+                f"checkpoint {path} carries no text adapter (it uses the base encoder)"
+            )
+    try:
+        return check_adapter(payload)
+    except AdapterError as exc:
+        raise AdapterError(f"{path}: {exc}") from None
