@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from realtime.dataset_builder import BuildOptions, DatasetError, build, read_labels
-
     from msrg.text_adapter import AdapterError, load_adapter
+    from realtime.dataset_builder import BuildOptions, DatasetError, build, read_labels
 
     try:
         adapter = load_adapter(args.text_adapter) if args.text_adapter else None
