@@ -14,7 +14,7 @@ from realtime.extractors.vad import (
     SileroVad,
     SpeechSegmenter,
 )
-from realtime.extractors.voice import VoiceExtractor
+from realtime.extractors.voice import VoiceExtractor, VoiceOptions
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, SpeechProbability, VoiceFrames
 
 
@@ -52,8 +52,13 @@ class AudioUpdate:
 class AudioFrontEnd:
     """push(AudioBlock) -> AudioUpdate; flush() at the end of a stream; cut() segment audio."""
 
-    def __init__(self, pause_ms: float = 600.0, history_s: float = 40.0) -> None:
-        self.voice = VoiceExtractor()
+    def __init__(
+        self, pause_ms: float = 600.0, history_s: float = 40.0, voice_chunk_s: float = 0.1
+    ) -> None:
+        """voice_chunk_s: new audio gathered before openSMILE runs again (VoiceOptions.min_new_s).
+        Each run re-reads a second of history, so 0.1 s costs ~6x the CPU of 1 s for the same
+        frames: live needs the short chunk for latency, a file replayed flat out does not."""
+        self.voice = VoiceExtractor(VoiceOptions(min_new_s=voice_chunk_s))
         self.vad = SileroVad()
         self.segmenter = SpeechSegmenter(SegmenterOptions(pause_ms=pause_ms))
         self.ring = AudioRing(history_s)

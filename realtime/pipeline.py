@@ -73,6 +73,10 @@ class PipelineOptions:
     # so a dashboard learns of an unplugged camera within ~1 s; real frame gaps are < 0.2 s.
     lost_after_s: float = 1.0
     audio_history_s: float = 40.0  # audio kept for cutting speech segments (> max segment)
+    # New audio gathered before the voice descriptors are computed again. Every computation
+    # re-reads 1 s of history (realtime/extractors/voice.py), so 0.1 s, which live latency needs,
+    # costs ~6x the CPU of 1 s for identical frames; a file replayed as fast as possible uses 1 s.
+    voice_chunk_s: float = 0.1
     session: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def __post_init__(self) -> None:
@@ -84,6 +88,8 @@ class PipelineOptions:
             raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
         if self.face_hz is not None and not (math.isfinite(self.face_hz) and self.face_hz >= 0):
             raise ValueError(f"--face-hz must be >= 0, got {self.face_hz}")
+        if not (math.isfinite(self.voice_chunk_s) and 0 < self.voice_chunk_s <= 5):
+            raise ValueError(f"voice_chunk_s must be in (0, 5] seconds, got {self.voice_chunk_s}")
         if not (self.lost_after_s > 0 and self.status_period_s > 0):
             raise ValueError("lost_after_s and status_period_s must be > 0")
 
@@ -302,7 +308,9 @@ class Pipeline:
             self.stats.frame_done()
 
     def _audio_worker(self) -> None:
-        front = AudioFrontEnd(self.options.pause_ms, self.options.audio_history_s)
+        front = AudioFrontEnd(
+            self.options.pause_ms, self.options.audio_history_s, self.options.voice_chunk_s
+        )
         open_segment: SegmentStart | None = None
         speculated: PauseOnset | None = None  # the pause onset submitted to ASR early
         last_partial_s = -math.inf

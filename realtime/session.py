@@ -25,6 +25,7 @@ from realtime.sources.base import Source, SourceError
 log = logging.getLogger(__name__)
 
 LIVE_DIMS = {"text": LIVE_TEXT_DIM, "audio": LIVE_AUDIO_DIM, "visual": LIVE_VISUAL_DIM}
+FAST_VOICE_CHUNK_S = 1.0  # voice chunk for input replayed as fast as possible
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "msrg" / "weights" / "msrg-live.pt"
 
 
@@ -171,10 +172,15 @@ class Session:
             raise SessionError(str(exc)) from None
         outlets = [o for o in (self.recorder, self.lsl_outlet) if o is not None]
         pipeline_options = options.pipeline
-        if not options.inputs.paced and pipeline_options.speculative_asr:
+        if not options.inputs.paced:
             # Speculation buys latency, which a file replayed as fast as possible does not have;
-            # there it would only add a Whisper pass at every silence that is not a pause.
-            pipeline_options = replace(pipeline_options, speculative_asr=False)
+            # there it would only add a Whisper pass at every silence that is not a pause. For the
+            # same reason voice descriptors are computed a second at a time (same frames, ~1/6
+            # of the CPU).
+            pipeline_options = replace(
+                pipeline_options, speculative_asr=False,
+                voice_chunk_s=max(pipeline_options.voice_chunk_s, FAST_VOICE_CHUNK_S),
+            )  # fmt: skip
         self.pipeline = Pipeline(
             pipeline_options, self.sources, self.engine, self.extractors,
             publisher=self.publisher, outlets=outlets, clock=self.clock,
