@@ -18,22 +18,24 @@ from engines.base import (
     UTTERANCE_OUTPUT_NAMES,
 )
 from msrg.config import MSRGConfig
-from msrg.model import MSRG
+from msrg.model import MSRG, GruCell, gru_cell
 
 STEP_GRAPH_INPUTS = (*STEP_INPUT_NAMES, *STATE_NAMES)
 STEP_GRAPH_OUTPUTS = (*STEP_OUTPUT_NAMES, *(f"{n}_out" for n in STATE_NAMES))
 
 
 class StepGraph(nn.Module):
-    def __init__(self, model: MSRG) -> None:
+    def __init__(self, model: MSRG, cell: GruCell = gru_cell) -> None:
+        """cell: how MSRG.step computes its GRU cells (the ONNX export fuses them)."""
         super().__init__()
         self.model = model
+        self.cell = cell
 
     def forward(self, *flat: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """flat = text (B, D_t), audio (B, D_a), visual (B, D_v), mask (B, 3), *state (9 tensors)
         -> intensity (B,), modality_weights (B, 3), salience (B,), *new state (9 tensors)."""
         text, audio, visual, mask = flat[:4]
-        out, state = self.model.step(tuple(flat[4:]), text, audio, visual, mask)
+        out, state = self.model.step(tuple(flat[4:]), text, audio, visual, mask, self.cell)
         return (out.intensity, out.modality_weights, out.salience, *state)
 
 

@@ -18,6 +18,7 @@ State layout (every tensor batch-first):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -60,7 +61,7 @@ class UtteranceOutput:
     gate: torch.Tensor  # (B,) SIM's weight on the ULF intensity
 
 
-def _gru_cell(
+def gru_cell(
     x: torch.Tensor, h: torch.Tensor, w_ih: torch.Tensor, w_hh: torch.Tensor,
     b_ih: torch.Tensor, b_hh: torch.Tensor,
 ) -> torch.Tensor:  # fmt: skip
@@ -75,11 +76,16 @@ def _gru_cell(
     return (1.0 - z) * n + z * h
 
 
-def _gru_step(gru: nn.GRU, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+GruCell = Callable[..., torch.Tensor]  # gru_cell's signature
+
+
+def _gru_step(
+    gru: nn.GRU, x: torch.Tensor, h: torch.Tensor, cell: GruCell = gru_cell
+) -> tuple[torch.Tensor, torch.Tensor]:
     """x (B, I), h (B, L, H) -> output (B, H), new h (B, L, H)."""
     layers = []
     for layer in range(gru.num_layers):
-        x = _gru_cell(
+        x = cell(
             x, h[:, layer],
             getattr(gru, f"weight_ih_l{layer}"), getattr(gru, f"weight_hh_l{layer}"),
             getattr(gru, f"bias_ih_l{layer}"), getattr(gru, f"bias_hh_l{layer}"),
@@ -203,14 +209,17 @@ class MSRG(nn.Module):
     # ------------------------------------------------------------------ streaming mode
     def step(
         self, state: State, text: torch.Tensor, audio: torch.Tensor, visual: torch.Tensor,
-        mask: torch.Tensor,
+        mask: torch.Tensor, cell: GruCell = gru_cell,
     ) -> tuple[StepOutput, State]:  # fmt: skip
-        """One time step: text (B, D_t), audio (B, D_a), visual (B, D_v), mask (B, 3)."""
+        """One time step: text (B, D_t), audio (B, D_a), visual (B, D_v), mask (B, 3).
+
+        cell: computes each GRU cell, gru_cell's maths (an exporter may pass an op that it
+        translates to a fused node, engines/onnx_gru.py)."""
         mask = mask.to(text.dtype)
         xs = self._normalise((text, audio, visual), mask)
         fe, fe_h = [], []
         for i in range(3):
-            out, h = _gru_step(self.fe_gru[i], self.fe_proj[i](xs[i]), state[i])
+            out, h = _gru_step(self.fe_gru[i], self.fe_proj[i](xs[i]), state[i], cell)
             fe.append(out)  # (B, d)
             fe_h.append(h)
         g, alpha = self.amlp(tuple(fe), mask)  # (B, d), (B, 3)
@@ -218,7 +227,7 @@ class MSRG(nn.Module):
         g_win = torch.cat([state[6][:, 1:], g.unsqueeze(1)], dim=1)  # (B, W, d)
         attended = [self.jcaf[i](wins[i], g_win) for i in range(3)]  # 3 x (B, d)
         tlf = self.tlf_gru
-        f = _gru_cell(
+        f = cell(
             torch.cat(attended, dim=-1), state[7],
             tlf.weight_ih_l0, tlf.weight_hh_l0, tlf.bias_ih_l0, tlf.bias_hh_l0,
         )  # (B, 2d)  # fmt: skip

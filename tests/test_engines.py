@@ -126,6 +126,16 @@ def test_onnx_matches_eager_over_many_steps(
         np.testing.assert_allclose(a, b, atol=STEP_TOL, rtol=0)
 
 
+def test_each_gru_cell_is_one_onnx_node(checkpoint: Path, onnx_engine: Engine) -> None:
+    """The fused cells are what makes the ONNX step fast; a change that un-fuses them must show."""
+    import onnx
+
+    graph = onnx.load(str(checkpoint.with_suffix(".engines") / "onnx" / "step.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("GRU") == 3 * CONFIG.fe_layers + 1  # one per modality layer, one for TLF
+    assert "Sigmoid" not in ops[: ops.index("GRU")]  # no cell arithmetic left before the first
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("n_steps", [0, 1, 17, L, L + 13])
 def test_onnx_utterance_matches_eager(
