@@ -98,7 +98,6 @@ def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
         step_example,
         utterance_example,
     )
-
     from engines.onnx_gru import gru_cell_op, translation_table
 
     model = model.to("cpu").eval()
