@@ -63,6 +63,10 @@ class BuildOptions:
         fields = asdict(self)
         if not fields["text_adapter"]:  # the base encoder keeps the keys caches had before
             del fields["text_adapter"]
+        if not self.transcripts:  # recognised words depend on Whisper's audio context
+            from realtime.extractors.asr import AsrOptions
+
+            fields["asr_window_pad_s"] = AsrOptions().window_pad_s
         blob = repr((BUILDER_VERSION, fields))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
