@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import pickle
 import random
 import sys
 import time
@@ -141,6 +142,21 @@ def tune(
     return best[1], {"history": history, "best_epoch": best[2]}
 
 
+def recognised_rows(path: Path, true_rows: dict[str, dict]) -> list[dict]:
+    """Training rows from a dataset's recognised transcripts (`asr_text` of its train split), with
+    the labels of the label file; rows whose recognised text equals the true text add nothing."""
+    with open(path, "rb") as f:
+        split = pickle.load(f)["train"]
+    out = []
+    for seg_id, text in zip(split["id"], split["asr_text"]):
+        row = true_rows.get(str(seg_id))
+        text = str(text).strip()
+        if row is not None and text and text != row["text"].strip():
+            out.append({"id": row["id"], "text": text, "label": row["label"]})
+    print(f"{len(out)} recognised transcripts from {path}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m msrg.tune_text", description=__doc__.splitlines()[0]
@@ -154,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=TuneOptions.lr)
     parser.add_argument("--seed", type=int, default=TuneOptions.seed)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--recognised", type=Path, default=None,
+        help="a dataset built with speech recognition (msrg.build_dataset without --transcripts): "
+             "its train transcripts join the true ones, so the adapter also learns from "
+             "recognition errors",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.threads:
@@ -172,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         for s in segments
         if s.split == "train" and s.text.strip()
     ]
+    if args.recognised is not None:
+        try:
+            rows += recognised_rows(args.recognised, {r["id"]: r for r in rows})
+        except (OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+            print(f"error: {args.recognised}: {exc}", file=sys.stderr)
+            return 2
     if len(rows) < 20:
         print(
             f"error: {args.labels} has {len(rows)} usable train rows; at least 20 needed",

@@ -17,8 +17,9 @@ Whisper's words for the final's own audio.
 Audio context: Whisper's encoder is run on the segment plus `window_pad_s` of padding instead of
 the fixed 30 s window faster-whisper always pads to (CTranslate2 accepts any length up to 30 s;
 whisper.cpp calls this the audio context). The encoder was ~70 % of a call on a 3 s segment.
-Measured on 140 CMU-MOSI dev sentences spoken by espeak-ng, one thread: real-time factor 0.37 ->
-0.14 with 10 s of padding, word error rate 23.5 % -> 22.5 % (no worse; 5 s: 0.105, 22.6 %).
+Measured on 140 CMU-MOSI dev sentences spoken by espeak-ng, one thread, on a busy machine:
+real-time factor 0.37 -> 0.14 with 10 s of padding, word error rate 23.5 % -> 22.5 % (no worse;
+5 s: 0.105, 22.6 %). benchmarks/extractors.py on a quiet machine: 0.216 -> 0.098, same words.
 """
 
 from __future__ import annotations
