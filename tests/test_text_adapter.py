@@ -225,3 +225,21 @@ def test_tune_text_writes_a_loadable_adapter(tmp_path) -> None:
     adapter = load_adapter(out)
     assert adapter["meta"]["train_segments"] + adapter["meta"]["held_out_segments"] == 60
     assert len(adapter["factors"]) == 6 * 6  # six linear layers in each of six blocks
+
+
+def test_recognised_transcripts_join_with_the_true_labels(tmp_path) -> None:
+    import pickle
+
+    from msrg.tune_text import recognised_rows
+
+    data = {"train": {"id": ["v1_1", "v1_2", "v2_1", "zz_9"],
+                      "asr_text": ["I loved it", "great fun", "", "unknown id"]}}  # fmt: skip
+    path = tmp_path / "asr.pkl"
+    path.write_bytes(pickle.dumps(data))
+    true_rows = {
+        "v1_1": {"id": "v1_1", "text": "I love it", "label": 2.0},
+        "v1_2": {"id": "v1_2", "text": "great fun", "label": 1.0},  # same words: nothing new
+        "v2_1": {"id": "v2_1", "text": "bad", "label": -2.0},  # nothing recognised
+    }
+    rows = recognised_rows(path, true_rows)
+    assert rows == [{"id": "v1_1", "text": "I loved it", "label": 2.0}]
