@@ -478,3 +478,18 @@ def test_screenshot_of_a_realistic_minute(qtbot, publisher: Publisher, tmp_path)
     finally:
         proc.kill()
     assert out.stat().st_size > 50_000
+
+
+def test_steps_at_nearly_the_same_time_still_draw(qtbot, dashboard) -> None:
+    """Schema-valid steps whose times all but coincide once made pyqtgraph's automatic
+    downsampling ask numpy for an impossible reshape (found by the fuzz test above)."""
+    window, sub = dashboard
+    frames = []
+    for seq, t in enumerate([0.0, 5e-324, 1e-300]):
+        obj = dict(VALID[m.TOPIC_STEP])
+        obj.update(seq=seq, revision=0, t_start=t, t_end=t, final=True, intensity=1.0)
+        frames.append([m.TOPIC_STEP.encode(), json.dumps(obj).encode()])
+    window.on_messages([msg for f in frames if (msg := sub.decode(f)) is not None])
+    window.refresh()
+    assert window.frames_drawn >= 1
+    assert window.draw_errors == 0

@@ -55,6 +55,7 @@ MARKER_PEN = "#39c5cf"  # cyan: no label or modality uses it
 MAX_MARKER_LINES = 100  # the newest markers in the window; more would be an unreadable comb
 REFRESH_MS = 33
 WEIGHT_SAMPLES = 400  # ~30 frames/s: smooth scrolling, and well under the 100 ms drawing-lag target
+STEPS_PER_COLUMN = 5  # downsample (peaks kept) beyond this many steps per pixel column
 
 
 def _colour(hex_colour: str, alpha: int = 255) -> QColor:
@@ -134,9 +135,12 @@ class DashboardWindow(QMainWindow):
         ip.setYRange(-3.2, 3.2, padding=0)
         ip.setMouseEnabled(x=False, y=False)
         ip.hideButtons()
-        # Only what is in view; downsampled (peaks kept) where steps outnumber pixel columns ~5 to 1
-        # (pyqtgraph's default factor: faster step rates than 10/s over 300 s).
-        ip.setDownsampling(auto=True, mode="peak")
+        # Only what is in view; downsampled (peaks kept) where steps outnumber pixel columns 5 to 1
+        # (faster step rates than 10/s over 300 s). The factor is set in _refresh from the step
+        # count: pyqtgraph's auto mode divides the view by the mean step spacing, and steps whose
+        # times all but coincide (corrupt yet schema-valid, found by the fuzz test) made that
+        # factor so large that numpy refused the reshape and the frame was not drawn.
+        ip.setDownsampling(ds=1, auto=False, mode="peak")
         ip.setClipToView(True)
         # Guides and markers are LineOverlay items (one per layer, not one InfiniteLine per line:
         # at 300 s those cost ~4 ms per frame, recomputed in Python whenever the view scrolls).
@@ -150,6 +154,7 @@ class DashboardWindow(QMainWindow):
                                        (NEUTRAL_BAND, band)]),  # zero and the neutral label band
                    ignoreBounds=True)
         self._final_width = 2
+        self._downsample = 1
         self.final_curve = pg.PlotDataItem(pen=pg.mkPen(FINAL_PEN, width=2), connect="finite")
         self.provisional_curve = pg.PlotDataItem(
             pen=pg.mkPen(PROVISIONAL_PEN, width=2, style=Qt.PenStyle.DashLine), connect="finite")
@@ -315,6 +320,10 @@ class DashboardWindow(QMainWindow):
         if width != self._final_width:
             self._final_width = width
             self.final_curve.setPen(pg.mkPen(FINAL_PEN, width=width))
+        downsample = max(1, len(t) // (STEPS_PER_COLUMN * int(columns))) if columns else 1
+        if downsample != self._downsample:
+            self._downsample = downsample
+            self.intensity_plot.setDownsampling(ds=downsample, auto=False, mode="peak")
         self.final_curve.setData(t, final_y)
         # Only the span that holds provisional steps (normally the newest ~1.5 s): a window-long
         # array of NaNs cost ~0.4 ms per frame in finite checks, bounds and path building.
