@@ -167,6 +167,8 @@ class Session:
                 with_face=with_face, text_adapter=self._text_adapter
             )
             check_text_adapter(self.extractors, self._text_adapter, options.checkpoint)
+            adapter = self.extractors.words.adapter_digest
+            log.info("text: MiniLM %s", f"with sentiment adapter {adapter}" if adapter else "(base)")
         except (SessionError, TextModelError) as exc:
             self.close_outputs()
             raise SessionError(str(exc)) from None
