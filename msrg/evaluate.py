@@ -52,13 +52,13 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS, folds: int = 5,
     return (lambda z: np.clip(z @ w + b, -3.0, 3.0)), alpha
 
 
-def predict_checkpoint(checkpoint: Path, data) -> dict[str, np.ndarray]:
-    """Utterance-level predictions of every segment (SIM final, ULF, time-step summary)."""
-    from msrg.checkpoint import check_feature_dims, load_checkpoint
+def predict_checkpoint(loaded, data) -> dict[str, np.ndarray]:  # noqa: ANN001
+    """Utterance-level predictions of every segment (SIM final, ULF, time-step summary);
+    `loaded` is a msrg.checkpoint.LoadedCheckpoint."""
+    from msrg.checkpoint import check_feature_dims
     from msrg.train import predict
 
-    loaded = load_checkpoint(checkpoint)
-    check_feature_dims(loaded.config, data.dims, f"checkpoint {checkpoint}", "the built features")
+    check_feature_dims(loaded.config, data.dims, f"checkpoint {loaded.path}", "the built features")
     return predict(loaded.model, data)
 
 
@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         options = BuildOptions(
             source="media" if args.media else "tts", transcripts=args.transcripts
         )
+        loaded = load_checkpoint(args.checkpoint)
         # Words are embedded with the checkpoint's MiniLM adapter, as live and in its training.
-        text_adapter = load_checkpoint(args.checkpoint).text_adapter
+        text_adapter = loaded.text_adapter
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "features.pkl"
             summary = build(
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 text_adapter=text_adapter,
             )
             data = load_mmsa(out, (split,))[split]
-        preds = predict_checkpoint(args.checkpoint, data)
+        preds = predict_checkpoint(loaded, data)
     except (DatasetError, DataFormatError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

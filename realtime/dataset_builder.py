@@ -23,7 +23,7 @@ import multiprocessing as mp
 import os
 import pickle
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -242,8 +242,6 @@ def build(
     """Extract every segment (cached, resumable), then write the MMSA-format pickle at `out`.
 
     text_adapter: a MiniLM adapter (msrg.text_adapter) to embed words with; it keys the cache."""
-    from dataclasses import replace
-
     from tqdm import tqdm
 
     from msrg.text_adapter import adapter_digest

@@ -45,13 +45,13 @@ from realtime.pipeline import PipelineOptions
 from realtime.publisher import DEFAULT_ENDPOINT, PublisherOptions
 from realtime.session import (
     DEFAULT_CHECKPOINT,
-    LIVE_DIMS,
     InputOptions,
     Session,
     SessionError,
     SessionOptions,
     console_line,
     exit_past_busy_workers,
+    load_live_engine,
 )
 
 log = logging.getLogger(__name__)
@@ -195,25 +195,11 @@ class MultiSession:
             raise
 
     def _load_engine(self) -> Engine:
-        """The engine every stream shares, checked against the live features, wrapped so that a
-        run-time failure switches once to the next back-end for all streams (as in Session)."""
-        from engines import load_engine
-        from engines.base import EngineError
-        from msrg.checkpoint import CheckpointError, check_feature_dims, load_checkpoint
-        from realtime.engine_fallback import FallbackEngine, fallback_kind
-
-        o = self.options
-        try:
-            loaded = load_checkpoint(o.checkpoint)
-            check_feature_dims(loaded.config, LIVE_DIMS,
-                               f"checkpoint {o.checkpoint}", "the live feature extractors")  # fmt: skip
-            self._text_adapter = loaded.text_adapter
-            engine = load_engine(o.engine, o.checkpoint)
-        except (CheckpointError, EngineError) as exc:
-            raise SessionError(str(exc)) from None
-        next_kind = fallback_kind(engine.name)
-        load_next = (lambda: load_engine(next_kind, o.checkpoint)) if next_kind else None
-        return FallbackEngine(engine, load_next, on_switch=self._engine_switched)
+        """The engine every stream shares; a run-time failure switches all streams at once."""
+        engine, self._text_adapter = load_live_engine(
+            self.options.engine, self.options.checkpoint, self._engine_switched
+        )
+        return engine
 
     def _engine_switched(self, message: str) -> None:
         for session in self.sessions:  # one engine: every stream's status says it switched

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -110,7 +111,9 @@ def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
 def check_text_adapter(extractors: Extractors, adapter: dict | None, checkpoint: Path) -> None:
     """The model must see text embedded as in its training: refuse extractors whose MiniLM
     carries another adapter than the checkpoint's (possible only when extractors are passed in)."""
-    want = "" if adapter is None else str(adapter["digest"])
+    from msrg.text_adapter import adapter_digest
+
+    want = adapter_digest(adapter)
     have = extractors.words.adapter_digest
     if have != want:
         raise SessionError(
@@ -118,6 +121,32 @@ def check_text_adapter(extractors: Extractors, adapter: dict | None, checkpoint:
             f"{checkpoint} was trained with {want or 'none (base MiniLM)'}; load the extractors "
             "with Extractors.load(text_adapter=load_checkpoint(...).text_adapter)"
         )
+
+
+def load_live_engine(
+    kind: str, checkpoint: Path, on_switch: Callable[[str], None], triton_url: str | None = None
+) -> tuple[FallbackEngine, dict | None]:
+    """The requested engine for `checkpoint`, checked against the live features and wrapped so
+    that a run-time failure switches once to the next back-end (realtime/engine_fallback.py),
+    with the checkpoint's text adapter (the word embedder must carry it). One line
+    (SessionError) when the checkpoint or the engine cannot serve."""
+    from engines import load_engine
+    from engines.base import EngineError
+    from msrg.checkpoint import CheckpointError, check_feature_dims, load_checkpoint
+
+    try:
+        # The model is small: reading it twice costs milliseconds and refuses a checkpoint
+        # trained on other features before any engine export starts.
+        loaded = load_checkpoint(checkpoint)
+        check_feature_dims(loaded.config, LIVE_DIMS,
+                           f"checkpoint {checkpoint}", "the live feature extractors")  # fmt: skip
+        engine = load_engine(kind, checkpoint, triton_url=triton_url)
+    except (CheckpointError, EngineError) as exc:
+        raise SessionError(str(exc)) from None
+    log.info("engine: %s (%s)", engine.name, engine.selection_note)
+    next_kind = fallback_kind(engine.name)
+    load_next = (lambda: load_engine(next_kind, checkpoint)) if next_kind else None
+    return FallbackEngine(engine, load_next, on_switch=on_switch), loaded.text_adapter
 
 
 class Session:
@@ -190,27 +219,11 @@ class Session:
         )  # fmt: skip
 
     def _load_engine(self) -> FallbackEngine:
-        """The requested engine, checked against the live features, wrapped so that a run-time
-        failure switches once to the next back-end (realtime/engine_fallback.py)."""
-        from engines import load_engine
-        from engines.base import EngineError
-        from msrg.checkpoint import CheckpointError, check_feature_dims, load_checkpoint
-
         o = self.options
-        try:
-            # The model is small: reading it twice costs milliseconds and refuses a checkpoint
-            # trained on other features before any engine export starts.
-            loaded = load_checkpoint(o.checkpoint)
-            check_feature_dims(loaded.config, LIVE_DIMS,
-                               f"checkpoint {o.checkpoint}", "the live feature extractors")  # fmt: skip
-            self._text_adapter = loaded.text_adapter
-            engine = load_engine(o.engine, o.checkpoint, triton_url=o.triton_url)
-        except (CheckpointError, EngineError) as exc:
-            raise SessionError(str(exc)) from None
-        log.info("engine: %s (%s)", engine.name, engine.selection_note)
-        next_kind = fallback_kind(engine.name)
-        load_next = (lambda: load_engine(next_kind, o.checkpoint)) if next_kind else None
-        return FallbackEngine(engine, load_next, on_switch=self._engine_switched)
+        engine, self._text_adapter = load_live_engine(
+            o.engine, o.checkpoint, self._engine_switched, triton_url=o.triton_url
+        )
+        return engine
 
     def _engine_switched(self, message: str) -> None:
         self.pipeline.stats.error(message)  # errors/last_error of the next status say so

@@ -100,8 +100,9 @@ class WordEmbedder:
     @property
     def adapter_digest(self) -> str:
         """'' for the base MiniLM, else the digest of the merged adapter."""
-        adapter = self.options.adapter
-        return "" if adapter is None else str(adapter.get("digest", ""))
+        from msrg.text_adapter import adapter_digest
+
+        return adapter_digest(self.options.adapter)
 
     def embed_sentence(self, text: str) -> np.ndarray:
         """(384,) float32, L2-normalised; zeros for empty text (no words: the text is absent)."""
