@@ -67,6 +67,10 @@ class BuildOptions:
             from realtime.extractors.asr import AsrOptions
 
             fields["asr_window_pad_s"] = AsrOptions().window_pad_s
+        if self.source == "tts":  # the synthetic speech itself
+            from realtime.tts import DEFAULT_WORD_GAP_MS, DEFAULT_WORDS_PER_MINUTE
+
+            fields["tts"] = (DEFAULT_WORDS_PER_MINUTE, DEFAULT_WORD_GAP_MS)
         blob = repr((BUILDER_VERSION, fields))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -40,3 +40,16 @@ def test_missing_espeak_is_one_line(monkeypatch) -> None:
         tts.synthesize_speech("hello")
     message = str(info.value)
     assert "\n" not in message and "apt-get install espeak-ng" in message
+
+
+def test_word_gap_lengthens_speech_by_the_gaps() -> None:
+    text = "this was not a great film at all"  # 8 words: 7 gaps between them
+    plain = tts.synthesize_speech(text, word_gap_ms=0)
+    gapped = tts.synthesize_speech(text, word_gap_ms=50)
+    added_s = (len(gapped) - len(plain)) / SAMPLE_RATE_HZ
+    assert 0.5 * 7 * 0.05 < added_s < 2.0 * 7 * 0.05
+
+
+def test_word_gap_must_be_in_espeak_units() -> None:
+    with pytest.raises(ValueError, match="multiple of 10"):
+        tts.synthesize_speech("hello", word_gap_ms=25)
