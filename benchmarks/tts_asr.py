@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe, print_table, write_result
+from realtime.types import SAMPLE_RATE_HZ
 
 NEGATIONS = ("not", "no", "never", "dont", "didnt", "doesnt", "isnt", "wasnt", "cant", "wont")
 DEFAULT_LABELS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mosi" / "label.csv"
@@ -58,9 +59,12 @@ def parse_setting(text: str) -> tuple[int, int]:
     try:
         wpm, gap = (int(part) for part in text.split(":"))
     except ValueError:
+        wpm = gap = -1
+    if wpm <= 0 or gap < 0 or gap % 10:
         raise argparse.ArgumentTypeError(
-            f"bad setting {text!r}: write WORDS_PER_MINUTE:WORD_GAP_MS, e.g. 150:30"
-        ) from None
+            f"bad setting {text!r}: write WORDS_PER_MINUTE:WORD_GAP_MS with the gap a multiple "
+            "of 10 ms, e.g. 150:30"
+        )
     return wpm, gap
 
 
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         for seg in sample:
             audio = synthesize_speech(seg.text, words_per_minute=wpm, word_gap_ms=gap_ms)
-            speech_s += len(audio) / 16000
+            speech_s += len(audio) / SAMPLE_RATE_HZ
             heard = normalise(" ".join(w.text for w in recognizer.transcribe(audio, 0.0)))
             reference = normalise(seg.text)
             errors += word_errors(reference, heard)
