@@ -68,9 +68,9 @@ class BuildOptions:
 
             fields["asr_window_pad_s"] = AsrOptions().window_pad_s
         if self.source == "tts":  # the synthetic speech itself
-            from realtime.tts import DEFAULT_WORD_GAP_MS, DEFAULT_WORDS_PER_MINUTE
+            from realtime.tts import DATASET_WORD_GAP_MS, DATASET_WORDS_PER_MINUTE
 
-            fields["tts"] = (DEFAULT_WORDS_PER_MINUTE, DEFAULT_WORD_GAP_MS)
+            fields["tts"] = (DATASET_WORDS_PER_MINUTE, DATASET_WORD_GAP_MS)
         blob = repr((BUILDER_VERSION, fields))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -162,9 +162,11 @@ def _records(
     from realtime.replay import audio_blocks
 
     if options.source == "tts":
-        from realtime.tts import synthesize_speech
+        from realtime.tts import DATASET_WORD_GAP_MS, DATASET_WORDS_PER_MINUTE, synthesize_speech
 
-        speech = synthesize_speech(seg.text)
+        speech = synthesize_speech(
+            seg.text, words_per_minute=DATASET_WORDS_PER_MINUTE, word_gap_ms=DATASET_WORD_GAP_MS
+        )
         quiet = np.zeros(
             int(0.3 * 16000), np.float32
         )  # a little silence on both sides, as in a clip

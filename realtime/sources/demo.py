@@ -109,8 +109,6 @@ def _espeak_version() -> str:
 
 def _inputs_key(face_video: Path) -> str:
     """A digest of everything the clip is made from; a change means the clip is rebuilt."""
-    from realtime.tts import DEFAULT_WORD_GAP_MS, DEFAULT_WORDS_PER_MINUTE
-
     recipe = {
         "version": GENERATOR_VERSION,
         "sentences": [asdict(s) for s in DEMO_SENTENCES],
@@ -118,7 +116,6 @@ def _inputs_key(face_video: Path) -> str:
         "frame_size_px": FRAME_SIZE_PX, "frame_rate_hz": FRAME_RATE_HZ,
         "face_video_sha256": hashlib.sha256(face_video.read_bytes()).hexdigest(),
         "espeak": _espeak_version(),
-        "tts": [DEFAULT_WORDS_PER_MINUTE, DEFAULT_WORD_GAP_MS],
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
