@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe, print_table, write_result
+from realtime.tts import DATASET_WORD_GAP_MS, DATASET_WORDS_PER_MINUTE
 from realtime.types import SAMPLE_RATE_HZ
 
 NEGATIONS = ("not", "no", "never", "dont", "didnt", "doesnt", "isnt", "wasnt", "cant", "wont")
@@ -74,14 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="train")
     parser.add_argument("--n", type=int, default=300, help="transcripts sampled (seed 1)")
     parser.add_argument(
-        "--settings", nargs="+", type=parse_setting, default=[(160, 0), (160, 30), (150, 30)],
+        "--settings", nargs="+", type=parse_setting, default=[(160, 0), (160, 30), (DATASET_WORDS_PER_MINUTE, DATASET_WORD_GAP_MS)],
         help="WORDS_PER_MINUTE:WORD_GAP_MS pairs to compare",
     )  # fmt: skip
     parser.add_argument("--asr-threads", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from realtime.dataset_builder import DatasetError, read_labels
+    from realtime.dataset_builder import MODES, DatasetError, read_labels
     from realtime.extractors.asr import AsrOptions, SpeechRecognizer
     from realtime.tts import synthesize_speech
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         segments, _problems = read_labels(args.labels)
     except DatasetError as exc:
         parser.exit(2, f"error: {exc}\n")
-    split = {"dev": "valid"}.get(args.split, args.split)
+    split = MODES.get(args.split, args.split)
     pool = [s for s in segments if s.split == split and s.text]
     if not pool:
         parser.exit(2, f"error: no transcripts of split {args.split!r} in {args.labels}\n")
