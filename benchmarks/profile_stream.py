@@ -180,11 +180,13 @@ def _diff(a: dict, b: dict, stream_s: float, owners: dict[int, str]) -> dict:
     """Core-seconds per stream-second, per component, between snapshots a and b."""
     spent = {k: b["meter"].get(k, 0.0) - a["meter"].get(k, 0.0) for k in COMPONENTS}
     native: dict[str, float] = defaultdict(float)
+    own: dict[str, float] = defaultdict(float)  # the project's threads, whatever they ran
     for tid, (name, cpu_b) in b["threads"].items():
         cpu_a = a["threads"].get(tid, (name, 0.0))[1]
         component = _thread_component(name)
         if tid in b["python_threads"] and component is None:
-            continue  # the project's own threads: their work is metered by the wrappers
+            own[name] += cpu_b - cpu_a
+            continue  # their work is metered by the wrappers
         component = component or owners.get(tid)
         if component is not None:
             spent[component] += cpu_b - cpu_a
@@ -195,6 +197,7 @@ def _diff(a: dict, b: dict, stream_s: float, owners: dict[int, str]) -> dict:
         "total_cores": round(total / stream_s, 4),
         "components": {k: round(v / stream_s, 4) for k, v in spent.items()},
         "native_threads": {k: round(v / stream_s, 4) for k, v in sorted(native.items())},
+        "project_threads": {k: round(v / stream_s, 4) for k, v in sorted(own.items())},
     }
 
 

@@ -119,10 +119,11 @@ def test_tracking_gives_the_full_search_features_within_tolerance(
 ) -> None:
     """FaceSampler's tracking (a search around the last face, a full-frame search each second)
     against a full search for every analysis, on the real clip at webcam size as the demo plays
-    it (30 fps, one analysis per 100 ms step). Measured here: presence agrees on 95 % of frames;
-    where both see the face, expression probabilities differ by 0.03 on average (the cascade's
-    box moves a few pixels, and the crop with it), geometry by under 0.01 (at most 0.04) of the
-    frame; it costs ~40 % of the CPU (benchmarks/profile_stream.py has the live figure)."""
+    it (30 fps, one analysis per 100 ms step). Measured on 20 s of the demo clip: presence agrees
+    on 95 % of frames; where both see the face, expression probabilities differ by 0.036 on
+    average (the cascade's box moves a few pixels, and the crop with it), geometry by 0.009 of
+    the frame on average (at most 0.05); face CPU 7.9 -> 2.2 ms a frame (profile_stream.py has
+    the live figures)."""
     frames = [
         VideoFrame(f.seq + k * 120, f.t_s + k * 4.0,
                    cv2.resize(f.image, (640, 480), interpolation=cv2.INTER_CUBIC))

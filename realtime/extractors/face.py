@@ -152,7 +152,8 @@ class FaceExtractor:
         return FaceObservation(t_s=frame.t_s, present=True, features=features, box=box)
 
 
-REDETECT_S = 1.0  # tracking: a full-frame detection at least this often (new, bigger faces)
+REDETECT_S = 1.0  # tracking: a full-frame search at most this far apart (new, moved faces)
+FORGET_S = 3.0  # ... while a face was seen this recently; longer without one: full every time
 
 
 class FaceSampler:
@@ -162,18 +163,26 @@ class FaceSampler:
     shows one; a detector miss costs one more analysis, and an empty room costs every frame, as
     before. Live and replay share it, so training features are the live features.
 
-    Tracking: while a face is seen, an analysis searches only around it (FaceExtractor.detect's
-    `near`); a full-frame search runs at least every `redetect_s` of stream time and whenever the
-    tracked face is lost (redetect_s 0: always a full search). One sampler per stream."""
+    Tracking: while a face was seen within `forget_s`, an analysis searches only around where it
+    was last seen (FaceExtractor.detect's `near`), and a full-frame search runs once every
+    `redetect_s` of stream time, so a face that moved away or a new one is found within that
+    time; with no face for `forget_s`, every analysis is a full search again (redetect_s 0:
+    always a full search). The cascade misses turned heads, and a full search would mostly miss
+    them too, at several times the cost. One sampler per stream."""
 
-    def __init__(self, face: FaceExtractor, rate_hz: float, redetect_s: float = REDETECT_S) -> None:
+    def __init__(
+        self, face: FaceExtractor, rate_hz: float, redetect_s: float = REDETECT_S,
+        forget_s: float = FORGET_S,
+    ) -> None:  # fmt: skip
         if not (math.isfinite(rate_hz) and rate_hz >= 0):
             raise ValueError(f"face analysis rate must be >= 0, got {rate_hz}")
-        if not (math.isfinite(redetect_s) and redetect_s >= 0):
-            raise ValueError(f"face redetection interval must be >= 0 s, got {redetect_s}")
+        if not (math.isfinite(redetect_s) and redetect_s >= 0 and forget_s >= 0):
+            raise ValueError(f"face redetect/forget times must be >= 0 s, got {redetect_s}, "
+                             f"{forget_s}")  # fmt: skip
         self.face = face
         self.rate_hz = rate_hz
         self.redetect_s = redetect_s
+        self.forget_s = forget_s
         self._held: FaceObservation | None = None
         self._held_slot: int | None = None
         self._full_at_s = -math.inf  # stream time of the last full-frame search
@@ -192,12 +201,9 @@ class FaceSampler:
         return self._held
 
     def _analyse(self, frame: VideoFrame) -> FaceObservation:
-        # Track while a full search ran and a face was seen within redetect_s: a miss then stays
-        # a miss until the next full search (the cascade misses turned heads; a full search
-        # would mostly miss them too, at several times the cost).
         t_s = frame.t_s
         recent = 0 <= t_s - self._full_at_s < self.redetect_s
-        if self._box is not None and recent and 0 <= t_s - self._seen_s < self.redetect_s:
+        if self._box is not None and recent and 0 <= t_s - self._seen_s < self.forget_s:
             self.tracked += 1
             found = self.face.process(frame, near=self._box)
         else:
