@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import psutil
 import torch
 
@@ -214,9 +215,14 @@ def profile(warmup_s: float, seconds: float, engine: str) -> dict:
         pipeline=PipelineOptions(duration_s=warmup_s + seconds + 2.0),
     )  # fmt: skip
     session = Session(options)
-    steps = []
-    session.pipeline.on_message = lambda m: steps.append(m) if type(m).__name__ == "StepMessage" else None
+    lags: list[float] = []  # stream clock minus a step's end, at its first publication
     clock = session.pipeline.clock
+
+    def on_message(msg: object) -> None:
+        if type(msg).__name__ == "StepMessage" and msg.revision == 0:  # type: ignore[attr-defined]
+            lags.append(clock.now() - msg.t_end)  # type: ignore[attr-defined]
+
+    session.pipeline.on_message = on_message
     load_before = os.getloadavg()
     session.start()
     try:
@@ -227,11 +233,17 @@ def profile(warmup_s: float, seconds: float, engine: str) -> dict:
     finally:
         session.stop()
     load_after = os.getloadavg()
+    # A live queue drops its oldest item when its consumer falls behind: work not done, so CPU
+    # figures of a run with drops understate the cost. Say so.
+    pipeline = session.pipeline
+    dropped = {"video": pipeline._video_q.dropped, "audio": pipeline._audio_q.dropped}
     result = _diff(a, b, t_b - t_a, meter.owners)
     cores = os.cpu_count() or 1
     result.update({
         "engine": engine, "warmup_s": warmup_s, "stream_s": round(t_b - t_a, 2),
-        "steps_published": len(steps),
+        "steps_published": len(lags),
+        "step_lag_s_p95": round(float(np.percentile(lags, 95)), 3) if lags else None,
+        "dropped": dropped, "kept_up": not any(dropped.values()),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "busy": bool(max(load_before[0], load_after[0]) > cores),
@@ -262,7 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     rows = [[k, f"{v:.3f}", f"{100 * v / total:.0f} %" if total else "-"]
             for k, v in sorted(result["components"].items(), key=lambda kv: -kv[1])]  # fmt: skip
     rows.append(["total (process)", f"{total:.3f}", "100 %"])
-    print(f"{args.label}: {result['stream_s']} s of stream after {args.warmup} s warm-up")
+    print(f"{args.label}: {result['stream_s']} s of stream after {args.warmup} s warm-up; step "
+          f"lag p95 {result['step_lag_s_p95']} s; dropped {result['dropped']}"
+          f"{'' if result['kept_up'] else ' (FELL BEHIND: the CPU figures understate the cost)'}")
     print_table(["component", "cores", "share"], rows)
     previous = json.loads(args.output.read_text()) if args.output.is_file() else {}
     runs = previous.get("runs", {})
