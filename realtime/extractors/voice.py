@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -143,7 +144,7 @@ class _SmileStream:
                 raise VoiceFeatureError("openSMILE stopped taking audio (its input buffer stays "
                                         "full); restart the session")  # fmt: skip
             self._check()
-            threading.Event().wait(0.005)
+            time.sleep(0.005)
             waited += 0.005
         expected = total_samples // HOP_SAMPLES - _LAG_FRAMES
         with self._ready:
