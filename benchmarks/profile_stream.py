@@ -49,6 +49,7 @@ class _Meter:
 
     def __init__(self) -> None:
         self.totals: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
         self.owners: dict[int, str] = {}  # OS thread id -> component whose call started it
         self._watch: dict[object, int] = defaultdict(int)  # first calls watched per callable
         self._lock = threading.Lock()
@@ -69,6 +70,7 @@ class _Meter:
             stack[-1][1] += spent
         with self._lock:
             self.totals[name] += spent - nested
+            self.calls[name] += 1
 
     def wrap(self, owner: object, attr: str, name: str) -> None:
         original = getattr(owner, attr)
@@ -111,7 +113,7 @@ class _Meter:
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:
-            return dict(self.totals)
+            return {**self.totals, **{f"calls:{k}": v for k, v in self.calls.items()}}
 
 
 def instrument(meter: _Meter) -> None:
@@ -195,11 +197,14 @@ def _diff(a: dict, b: dict, stream_s: float, owners: dict[int, str]) -> dict:
         if component is not None:
             spent[component] += cpu_b - cpu_a
         native[f"{name} ({component or 'other'})"] += cpu_b - cpu_a
+    calls = {k: b["meter"].get(f"calls:{k}", 0) - a["meter"].get(f"calls:{k}", 0)
+             for k in COMPONENTS if k != "other"}  # fmt: skip
     total = b["process"] - a["process"]
     spent["other"] = max(0.0, total - sum(v for k, v in spent.items() if k != "other"))
     return {
         "total_cores": round(total / stream_s, 4),
         "components": {k: round(v / stream_s, 4) for k, v in spent.items()},
+        "calls": calls,  # wrapped calls in the window (generators: items)
         "native_threads": {k: round(v / stream_s, 4) for k, v in sorted(native.items())},
         "project_threads": {k: round(v / stream_s, 4) for k, v in sorted(own.items())},
     }
