@@ -120,9 +120,9 @@ def test_tracking_gives_the_full_search_features_within_tolerance(
     """FaceSampler's tracking (a search around the last face, a full-frame search each second)
     against a full search for every analysis, on the real clip at webcam size as the demo plays
     it (30 fps, one analysis per 100 ms step). Measured on 20 s of the demo clip: presence agrees
-    on 95 % of frames; where both see the face, expression probabilities differ by 0.036 on
-    average (the cascade's box moves a few pixels, and the crop with it), geometry by 0.009 of
-    the frame on average (at most 0.05); face CPU 7.9 -> 2.2 ms a frame (profile_stream.py has
+    on 98 % of frames; where both see the face, expression probabilities differ by 0.036 on
+    average (the cascade's box moves a few pixels, and the crop with it), geometry by 0.006 of
+    the frame on average (at most 0.033); face CPU ~7.9 -> 1.2 ms a frame (profile_stream.py has
     the live figures)."""
     frames = [
         VideoFrame(f.seq + k * 120, f.t_s + k * 4.0,

@@ -45,8 +45,8 @@ class FaceOptions:
     # the previous face, for faces of `1/track_size_ratio` to `track_size_ratio` times its side,
     # at the same detection scale as a full pass. The cascade's smallest windows over the whole
     # frame are most of its cost, so this costs a fraction of a full pass for about the same box.
-    track_margin_frac: float = 0.5  # search region: the previous box plus this much per side
-    track_size_ratio: float = 1.4
+    track_margin_frac: float = 0.3  # search region: the previous box plus this much per side
+    track_size_ratio: float = 1.25  # (0.5 and 1.4: 2x the CPU, 95 % agreement, not 98 %)
     expression: ExpressionNetOptions = field(default_factory=ExpressionNetOptions)
 
     def __post_init__(self) -> None:
