@@ -82,7 +82,7 @@ class FaceExtractor:
     def detect(self, image: np.ndarray, near: Box | None = None) -> tuple[Box, float] | None:
         """Largest face in a (H, W, 3) BGR image and its confidence in [0, 1), or None.
         near: a face box from a recent frame; only faces around it, of about its size, are
-        searched for (tracking; FaceSampler does a full pass when that finds none)."""
+        searched for (tracking; FaceSampler decides when a full search is due)."""
         o = self.options
         height, width = image.shape[:2]
         scale = min(1.0, o.detect_width_px / width)
