@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: demo test lint bench setup clean-venv
+.PHONY: demo test lint bench setup clean-venv gpu-check
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -24,6 +24,10 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.multistream
 	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks.dashboard
+
+# The GPU half (TensorRT parity and speed) in its own .venv-gpu; one line and exit 2 without a GPU.
+gpu-check:
+	bash scripts/gpu_check.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

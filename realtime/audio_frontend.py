@@ -55,9 +55,10 @@ class AudioFrontEnd:
     def __init__(
         self, pause_ms: float = 600.0, history_s: float = 40.0, voice_chunk_s: float = 0.1
     ) -> None:
-        """voice_chunk_s: new audio gathered before openSMILE runs again (VoiceOptions.min_new_s).
-        Each run re-reads a second of history, so 0.1 s costs ~6x the CPU of 1 s for the same
-        frames: live needs the short chunk for latency, a file replayed flat out does not."""
+        """voice_chunk_s: new audio gathered before it is written to openSMILE's streaming graph
+        (VoiceOptions.min_new_s): live uses 0.1 s for latency, a file replayed flat out 1 s
+        (fewer thread wake-ups; the frames are the same). close() when done: the graph runs on
+        a thread of its own."""
         self.voice = VoiceExtractor(VoiceOptions(min_new_s=voice_chunk_s))
         self.vad = SileroVad()
         self.segmenter = SpeechSegmenter(SegmenterOptions(pause_ms=pause_ms))
@@ -75,6 +76,10 @@ class AudioFrontEnd:
 
     def cut(self, t_start_s: float, t_end_s: float) -> tuple[float, np.ndarray]:
         return self.ring.cut(t_start_s, t_end_s)
+
+    def close(self) -> None:
+        """End openSMILE's run thread and release its handle (idempotent)."""
+        self.voice.close()
 
     @property
     def decided_until_s(self) -> float:

@@ -74,8 +74,21 @@ def extract(
     aligner = Aligner(
         AlignerOptions(step_hz=step_hz, expect_video=has_video, expect_audio=has_audio)
     )
-    # Offline, latency is moot: voice descriptors a second at a time (same frames, less CPU).
+    # Offline, latency is moot: audio goes to openSMILE a second at a time (same frames).
     front = AudioFrontEnd(pause_ms, voice_chunk_s=1.0) if has_audio else None
+    try:
+        return _replay(records, extractors, aligner, front, has_video, step_hz, transcript,
+                       face_hz)  # fmt: skip
+    finally:
+        if front is not None:
+            front.close()
+
+
+def _replay(
+    records, extractors: Extractors, aligner: Aligner, front: AudioFrontEnd | None,
+    has_video: bool, step_hz: float, transcript: str | None, face_hz: float | None,
+) -> ReplayFeatures:  # fmt: skip
+    has_audio = front is not None
     sampler = (
         FaceSampler(extractors.face, step_hz if face_hz is None else face_hz)
         if has_video and extractors.face is not None

@@ -28,9 +28,9 @@ class CountingFace:
         self.inner = inner
         self.times: list[float] = []
 
-    def process(self, frame):
+    def process(self, frame, near=None):
         self.times.append(frame.t_s)
-        return self.inner.process(frame)
+        return self.inner.process(frame, near)
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,28 @@
 """Streaming voice descriptors: openSMILE eGeMAPSv02 low-level descriptors (25 at 100 frames/s).
 
-openSMILE's eGeMAPS graph is not chunk-invariant: pitch goes through a Viterbi smoother with a
-40-frame buffer, and jitter, shimmer and the formant amplitudes are gated by that pitch. Running it
-on each block alone corrupts frames at both block edges. So every computation runs on an
-overlapping window: `history_s` of audio before the first frame not yet emitted, plus all new
-audio, and the newest `lookahead_s` of frames are held back until more audio arrives (their
-smoothing still depends on the future). Measured on espeak-ng speech: history 1.0 s with lookahead
-0.1 s reproduces the whole-file pass exactly; 0.5 s / 0.05 s differs in ~10 % of frames (jitter,
-shimmer, formant amplitudes); no window at all in ~40 %.
+openSMILE's eGeMAPS graph is not chunk-invariant (pitch goes through a Viterbi smoother, and
+jitter, shimmer and the formant amplitudes are gated by that pitch), so running it on each block
+alone corrupts frames at the block edges. Instead one graph runs for the whole stream through
+openSMILE's streaming C API (`opensmile.core.lib.OpenSMILE`): its blocking `run()` loop lives on
+a thread of its own, each block's samples are written into its external audio source as they
+arrive, and its external sink hands back every frame as soon as the graph has finalised it. No
+history is ever recomputed. Measured on espeak-ng speech (tests/test_voice_features.py): the
+frames are bit-identical to the whole-file pass (`opensmile.Smile.process_signal`), and a frame
+is ready ~80 ms (7 to 9 frames) after its audio was written. The previous design re-ran the graph
+on 1 s of history for every 100 ms of new audio: ~0.2 of a core per stream, now ~0.03.
 
-One openSMILE instance is initialised once and `reset` between windows: re-parsing the config for
-every window (what `opensmile.Smile.process_signal` does) costs ~15 ms per call.
+A stream starts with the first block after a reset, and ends at `flush()` (end of input: the
+graph drains and the last frames come out), at `reset()`, or at a gap in block times (its unsent
+frames are dropped, as a fresh stream restarts the frame grid). `close()` ends the run thread and
+frees the openSMILE handle; use the extractor as a context manager or call `close()`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +37,11 @@ HOP_SAMPLES = int(round(HOP_S * SAMPLE_RATE_HZ))  # 160
 _SOURCE_COMPONENT = "extsource"
 _SINK_COMPONENT = "extsink"
 _INT16_MAX = 32767
+# After a write, wait (without CPU) this long at most for the graph to catch up, so a push
+# returns the frames its own audio finalised rather than leaving them to the next push.
+_CATCH_UP_S = 0.02
+_LAG_FRAMES = 10  # frames the graph holds back behind the newest audio (measured: 7 to 9)
+_WRITE_RETRY_S = 2.0  # a full input buffer that does not drain in this long is an error
 
 
 class VoiceFeatureError(RuntimeError):
@@ -39,27 +50,17 @@ class VoiceFeatureError(RuntimeError):
 
 @dataclass(frozen=True)
 class VoiceOptions:
-    history_s: float = 1.0  # audio kept before the first unemitted frame (Viterbi pitch context)
-    lookahead_s: float = 0.1  # newest frames held back until this much later audio has arrived
-    min_new_s: float = 0.1  # compute only once this much new audio is buffered (cost vs latency)
+    min_new_s: float = 0.1  # audio gathered before it is written to the graph (fewer wake-ups)
     gap_tolerance_s: float = 0.02  # a larger jump in block times restarts the stream
 
     def __post_init__(self) -> None:
-        for name in ("history_s", "lookahead_s", "min_new_s", "gap_tolerance_s"):
+        for name in ("min_new_s", "gap_tolerance_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"VoiceOptions.{name} must be >= 0, got {getattr(self, name)}")
 
-    @property
-    def history_samples(self) -> int:
-        return int(round(self.history_s / HOP_S)) * HOP_SAMPLES  # whole hops keep grids aligned
 
-    @property
-    def lookahead_frames(self) -> int:
-        return int(round(self.lookahead_s / HOP_S))
-
-
-class _SmileLld:
-    """One reusable openSMILE eGeMAPSv02 LLD graph fed from memory."""
+class _SmileStream:
+    """One openSMILE eGeMAPSv02 LLD graph, run on its own thread and fed from memory."""
 
     def __init__(self) -> None:
         try:
@@ -79,8 +80,7 @@ class _SmileLld:
                 f"eGeMAPSv02 LLD has {len(self.feature_names)} descriptors, "
                 f"expected {LIVE_AUDIO_DIM}"
             )
-        root = smile.default_config_root
-        shared = os.path.join(root, "shared")
+        shared = os.path.join(smile.default_config_root, "shared")
         options = {  # the same graph `Smile.process_signal` builds, with an in-memory source
             "source": os.path.join(shared, "standard_external_wave_input.conf.inc"),
             "sink": os.path.join(shared, "standard_external_data_output_single.conf.inc"),
@@ -92,30 +92,102 @@ class _SmileLld:
         }
         self._engine = OpenSMILE()
         self._engine.initialize(config_file=smile.config_path, options=options, loglevel=0)
+        self._ready = threading.Condition()
+        self._rows: list[np.ndarray] = []  # frames computed and not yet taken, each (25,)
+        self._produced = 0  # frames computed since the stream started
+        self._thread: threading.Thread | None = None
+        self._error: str | None = None
+        self._closed = False
 
-    def run(self, samples: np.ndarray) -> np.ndarray:
-        """All LLD frames of one signal, as a fresh whole-signal pass would give. -> (F, 25)"""
-        rows: list[np.ndarray] = []
-        # The wrapper keeps every registered callback alive (and `reset` demands registering
-        # again), so without trimming, a live session would leak one closure per window: ~36k
-        # an hour, each holding that window's frames.
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        """A fresh stream: the graph's run loop on a new thread, waiting for audio."""
+        if self._closed:
+            raise VoiceFeatureError("the voice extractor was closed; create a new one")
+        assert self._thread is None
+        # The wrapper keeps every registered callback alive and `reset` demands registering
+        # again, so without trimming each restarted stream would leak one closure.
         getattr(self._engine, "_callbacks", []).clear()
+        self._engine.external_sink_set_callback_ex(_SINK_COMPONENT, self._on_frame)
+        self._rows, self._produced, self._error = [], 0, None
+        self._thread = threading.Thread(target=self._run, name="voice-smile", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._engine.run()  # returns once end of input is set and the graph has drained
+        except Exception as exc:  # reported by the next write or take, on the caller's thread
+            self._error = f"openSMILE stopped: {str(exc).splitlines()[0] if str(exc) else exc}"
+        finally:
+            with self._ready:
+                self._ready.notify_all()
+
+    def _on_frame(self, data: np.ndarray, _meta: object) -> None:
+        row = np.array(data, dtype=np.float32).reshape(-1)  # a copy: openSMILE reuses `data`
+        with self._ready:
+            self._rows.append(row)
+            self._produced += 1
+            self._ready.notify_all()
+
+    def write(self, samples: np.ndarray, total_samples: int) -> None:
+        """Feed float samples in [-1, 1); waits briefly for the frames they finalise."""
+        self._check()
         # Truncating float -> int16 as `Smile.process_signal` does: formant bandwidths are so
         # sensitive that rounding instead changes some by tens of Hz.
-        pcm = np.clip(samples * 32768.0, -_INT16_MAX - 1, _INT16_MAX).astype("<i2")
-        self._engine.external_sink_set_callback_ex(
-            _SINK_COMPONENT, lambda data, _meta: rows.append(np.array(data, dtype=np.float32))
-        )
-        self._engine.external_audio_source_write_data(_SOURCE_COMPONENT, pcm.tobytes())
-        self._engine.external_audio_source_set_eoi(_SOURCE_COMPONENT)
-        self._engine.run()
-        self._engine.reset()  # ready for the next window without re-parsing the config
+        pcm = np.clip(samples * 32768.0, -_INT16_MAX - 1, _INT16_MAX).astype("<i2").tobytes()
+        waited = 0.0
+        while not self._engine.external_audio_source_write_data(_SOURCE_COMPONENT, pcm):
+            if waited >= _WRITE_RETRY_S:  # the buffer grows on demand, so this is a stall
+                raise VoiceFeatureError("openSMILE stopped taking audio (its input buffer stays "
+                                        "full); restart the session")  # fmt: skip
+            self._check()
+            time.sleep(0.005)
+            waited += 0.005
+        expected = total_samples // HOP_SAMPLES - _LAG_FRAMES
+        with self._ready:
+            self._ready.wait_for(
+                lambda: self._produced >= expected or self._error is not None, _CATCH_UP_S
+            )
+
+    def take(self) -> np.ndarray:
+        """The frames computed since the last take. -> (N, 25) float32"""
+        with self._ready:
+            rows, self._rows = self._rows, []
+        self._check()
         if not rows:
             return np.zeros((0, LIVE_AUDIO_DIM), dtype=np.float32)
-        return np.stack(rows).reshape(len(rows), LIVE_AUDIO_DIM)
+        return np.stack(rows)
+
+    def finish(self) -> np.ndarray:
+        """End of input: let the graph drain, end its thread, ready it for a new stream.
+        -> the frames not yet taken, (N, 25)"""
+        if self._thread is None:
+            return np.zeros((0, LIVE_AUDIO_DIM), dtype=np.float32)
+        self._engine.external_audio_source_set_eoi(_SOURCE_COMPONENT)
+        self._thread.join()
+        self._thread = None
+        frames = self.take()
+        self._engine.reset()  # ready for the next stream without re-parsing the config
+        return frames
 
     def close(self) -> None:
-        self._engine.free()
+        """End the stream if one runs and release the openSMILE handle (idempotent)."""
+        if self._closed:
+            return
+        try:
+            self.finish()
+        except VoiceFeatureError:
+            pass  # closing: the error was reported where it happened
+        finally:
+            self._closed = True
+            self._engine.free()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise VoiceFeatureError(self._error)
 
 
 class VoiceExtractor:
@@ -127,16 +199,25 @@ class VoiceExtractor:
 
     def __init__(self, options: VoiceOptions | None = None) -> None:
         self.options = options or VoiceOptions()
-        self._smile = _SmileLld()
+        self._smile = _SmileStream()
         self.feature_names = self._smile.feature_names
+        self._t0_s: float | None = None
         self.reset()
 
+    def __enter__(self) -> VoiceExtractor:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def reset(self) -> None:
-        self._t0_s: float | None = None
-        self._buf = np.zeros(0, dtype=np.float32)  # (B,) audio from sample _buf_start on
-        self._buf_start = 0  # stream sample index of _buf[0]; always a multiple of HOP_SAMPLES
+        """Forget the stream: its frames not yet returned are dropped."""
+        if self._smile.running:
+            self._smile.finish()
+        self._t0_s = None
+        self._pending: list[np.ndarray] = []  # audio not yet written to the graph
+        self._n_pending = 0
         self._n_samples = 0  # samples pushed since reset
-        self._n_computed = 0  # _n_samples at the last computation
         self._next_frame = 0  # index of the first frame not yet emitted
 
     def push(self, block: AudioBlock) -> VoiceFrames:
@@ -152,45 +233,44 @@ class VoiceExtractor:
                 self.reset()
         if self._t0_s is None:
             self._t0_s = block.t_start_s
-        self._buf = np.concatenate([self._buf, np.asarray(block.samples, dtype=np.float32)])
-        self._n_samples += len(block.samples)
+            self._smile.start()
+        samples = np.asarray(block.samples, dtype=np.float32)
+        self._pending.append(samples)
+        self._n_pending += len(samples)
+        self._n_samples += len(samples)
         min_new = int(round(self.options.min_new_s * SAMPLE_RATE_HZ))
-        if self._n_samples - self._n_computed < max(min_new, 1):
-            return self._frames(np.zeros((0, LIVE_AUDIO_DIM), dtype=np.float32))
-        return self._compute(final=False)
+        if self._n_pending >= max(min_new, 1):
+            self._write_pending()
+        return self._frames(self._smile.take())
 
     def flush(self) -> VoiceFrames:
-        """End of stream: emit the held-back frames (as the whole-file pass ends); then reset."""
-        frames = self._compute(final=True) if self._t0_s is not None else self._frames(None)
+        """End of stream: emit the frames still inside the graph (as the whole-file pass ends);
+        then reset."""
+        if self._t0_s is None:
+            return self._frames(None)
+        self._write_pending()
+        frames = self._frames(self._smile.finish())
         self.reset()
         return frames
 
     def close(self) -> None:
         self._smile.close()
 
-    def _compute(self, final: bool) -> VoiceFrames:
-        self._n_computed = self._n_samples
-        window_start = max(0, self._next_frame * HOP_SAMPLES - self.options.history_samples)
-        window = self._buf[window_start - self._buf_start :]
-        values = self._smile.run(window)  # (F, 25), frame 0 starts at window_start
-        first = window_start // HOP_SAMPLES
-        ready = first + len(values) - (0 if final else self.options.lookahead_frames)
-        new = values[self._next_frame - first : max(ready - first, self._next_frame - first)]
-        frames = self._frames(new)
-        self._next_frame += len(new)
-        # Keep only what the next window needs.
-        keep_from = max(0, self._next_frame * HOP_SAMPLES - self.options.history_samples)
-        if keep_from > self._buf_start:
-            self._buf = self._buf[keep_from - self._buf_start :]
-            self._buf_start = keep_from
-        return frames
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        audio = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        self._pending, self._n_pending = [], 0
+        self._smile.write(audio, self._n_samples)
 
     def _frames(self, values: np.ndarray | None) -> VoiceFrames:
         if values is None:
             values = np.zeros((0, LIVE_AUDIO_DIM), dtype=np.float32)
         t0_s = self._t0_s if self._t0_s is not None else 0.0
-        return VoiceFrames(
+        frames = VoiceFrames(
             t_start_s=t0_s + self._next_frame * HOP_S,
             hop_s=HOP_S,
             values=np.ascontiguousarray(values, dtype=np.float32),  # (N, 25)
         )
+        self._next_frame += len(values)
+        return frames
