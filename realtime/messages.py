@@ -31,6 +31,7 @@ from realtime.message_fields import (  # noqa: F401  (MessageError and the check
 )
 from realtime.readout_messages import (  # noqa: F401  (re-exported: subscribers import messages)
     CALIBRATION_STATES,
+    CIRCUMPLEX,
     EXPRESSION_LABELS,
     Calibration,
     Expressions,

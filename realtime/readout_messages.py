@@ -15,6 +15,19 @@ from realtime.message_fields import MessageError, _boolean, _number, _optional
 # FER2013's seven classes in the expression network's output order (msrg.config has the same).
 EXPRESSION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 CALIBRATION_STATES = ("off", "calibrating", "ready")
+# (valence, arousal) per FER2013 class: pleasure and arousal ratings of the emotion words angry,
+# disgusted, afraid, happy, sad and surprised in Russell & Mehrabian (1977), J. Research in
+# Personality 11(3), 273-294 (scale -1..1); neutral at the origin. realtime/readouts.py maps a
+# face's class probabilities to the probability-weighted mean of these points.
+CIRCUMPLEX: dict[str, tuple[float, float]] = {
+    "angry": (-0.51, 0.59),
+    "disgust": (-0.60, 0.35),
+    "fear": (-0.64, 0.60),
+    "happy": (0.81, 0.51),
+    "sad": (-0.63, -0.27),
+    "surprise": (0.40, 0.67),
+    "neutral": (0.0, 0.0),
+}
 Z_LIMIT = 10.0  # baseline-relative values (robust z-scores) are clipped to [-Z_LIMIT, Z_LIMIT]
 MAX_SEMITONES = 120.0  # F0 in semitones above 27.5 Hz: 120 is ~28 kHz, far above any voice
 SUM_TOLERANCE = 1e-3  # expression probabilities sum to 1 within this (float32 softmax, rounding)

@@ -37,6 +37,7 @@ import numpy as np
 
 from realtime.baseline import Baseline
 from realtime.readout_messages import (
+    CIRCUMPLEX,
     EXPRESSION_LABELS,
     Expressions,
     FaceBaseline,
@@ -46,16 +47,6 @@ from realtime.readout_messages import (
 )
 from realtime.types import StepFeatures
 
-# (valence, arousal) per FER2013 class, Russell & Mehrabian (1977); neutral at the origin.
-CIRCUMPLEX: dict[str, tuple[float, float]] = {
-    "angry": (-0.51, 0.59),
-    "disgust": (-0.60, 0.35),
-    "fear": (-0.64, 0.60),
-    "happy": (0.81, 0.51),
-    "sad": (-0.63, -0.27),
-    "surprise": (0.40, 0.67),
-    "neutral": (0.0, 0.0),
-}
 _VA = np.array([CIRCUMPLEX[label] for label in EXPRESSION_LABELS])  # (7, 2)
 QUALITY_INDEX = len(EXPRESSION_LABELS) + 4  # face feature: detection confidence (FACE_GEOMETRY)
 

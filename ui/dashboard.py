@@ -34,6 +34,7 @@ from realtime.messages import NEUTRAL_BAND, MarkerMessage, Message, UtteranceMes
 from ui.history import WINDOWS_S, History, write_utterances_csv
 from ui.plot_items import LineOverlay
 from ui.preview import CameraPreview, FrameSlot
+from ui.readout_panels import ReadoutPanel
 from ui.widgets import (
     BACKGROUND,
     FOREGROUND,
@@ -102,8 +103,10 @@ class DashboardWindow(QMainWindow):
         root.addWidget(self.banner)
         splitter = QSplitter(Qt.Orientation.Vertical, central)
         splitter.addWidget(self._build_plots())
+        self.readouts = ReadoutPanel(splitter)  # face and voice readouts, beside the sentiment
+        splitter.addWidget(self.readouts)
         splitter.addWidget(self._build_table())
-        splitter.setSizes([560, 240])
+        splitter.setSizes([430, 200, 170])
         root.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self._build_status_bar()
@@ -265,6 +268,7 @@ class DashboardWindow(QMainWindow):
         for msg in msgs:
             try:
                 self.history.apply(msg)
+                self.readouts.apply(msg)
             except Exception:  # a bug in one message's handling must not close the monitor
                 log.exception("could not apply %s", type(msg).__name__)
 
@@ -301,6 +305,7 @@ class DashboardWindow(QMainWindow):
         h = self.history
         if self.preview is not None:
             self.preview.poll()
+        self.readouts.refresh(self.window_s, h.latest_time)
         if h.version == self._drawn_version:
             return
         self._drawn_version = h.version
@@ -391,18 +396,18 @@ class DashboardWindow(QMainWindow):
             lab["engine"].setText("waiting for status…")
             self._set_banner([])
             return
-        note = f" ({s.engine_note})" if s.engine_note else ""
-        lab["engine"].setText(f"engine {s.engine}{note}")
-        lab["fps"].setText(f"{s.fps:.1f} fps · {s.step_rate_hz:g} steps/s")
-        lab["drops"].setText(f"drops {s.dropped_frames} fr / {s.dropped_audio_blocks} aud"
-                             f" · errors {s.errors}")
-        lab["latency"].setText(
-            f"latency p50 {_ms(s.latency_p50_ms)} · p95 {_ms(s.latency_p95_ms)}")
+        # Short texts, details in tooltips: everything fits the default width (1280 px).
+        lab["engine"].setText(f"engine {s.engine}" + (" (fallback)" if s.engine_note else ""))
+        lab["engine"].setToolTip(s.engine_note or "the requested engine")
+        lab["fps"].setText(f"{s.fps:.1f} fps · {s.step_rate_hz:.1f} steps/s")
+        lab["drops"].setText(f"drops {s.dropped_frames}/{s.dropped_audio_blocks} · errors {s.errors}")
+        lab["latency"].setText(f"p50 {_ms(s.latency_p50_ms)} · p95 {_ms(s.latency_p95_ms)}")
         lab["latency"].setToolTip("step latency, capture to emission")
         sanitised = s.sanitised.text + s.sanitised.audio + s.sanitised.visual
         lab["sources"].setText(f"cam {s.sources.camera} · mic {s.sources.microphone}"
-                               f" · sanitised {sanitised}")
-        lab["drops"].setToolTip(s.last_error or "no errors")
+                               + (f" · sanitised {sanitised}" if sanitised else ""))
+        lab["drops"].setToolTip("dropped frames / audio blocks; last error: "
+                                + (s.last_error or "none"))
         warnings = []
         sec = s.security
         if sec.exposed:
