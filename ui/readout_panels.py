@@ -34,6 +34,7 @@ EXPRESSION_COLOURS = {"angry": "#f85149", "disgust": "#a371f7", "fear": "#d29922
                       "happy": "#3fb950", "sad": "#58a6ff", "surprise": "#f778ba",
                       "neutral": "#8b949e"}  # fmt: skip
 VOICE_PEN = "#f0883e"
+_LABEL_OFFSETS = {"fear": (-16, -6), "angry": (14, -9), "disgust": (-4, 9)}  # px from the dot
 
 
 class ReadoutMemory:
@@ -171,8 +172,9 @@ class CircumplexView(QWidget):
             pt = self.to_px(v, a)
             p.setPen(QColor(EXPRESSION_COLOURS[label]))
             p.drawEllipse(pt, 2.5, 2.5)
-            p.drawText(QRectF(pt.x() - 30, pt.y() - 15, 60, 12), Qt.AlignmentFlag.AlignCenter,
-                       label[:3])  # fmt: skip
+            dx, dy = _LABEL_OFFSETS.get(label, (0, -9))  # angry, fear and disgust nearly meet
+            p.drawText(QRectF(pt.x() + dx - 30, pt.y() + dy - 6, 60, 12),
+                       Qt.AlignmentFlag.AlignCenter, label[:3])  # fmt: skip
         n = len(self.trail)
         for i in range(1, n):
             colour = QColor(FOREGROUND)
