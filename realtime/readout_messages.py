@@ -150,3 +150,29 @@ class Calibration:
             _number(f"calibration.{name}", getattr(self, name), 0.0)
         _number("calibration.progress", self.progress, 0.0, 1.0)
         _boolean("calibration.loaded", self.loaded)
+
+
+# Flat names of the readouts, for steps.csv columns and LSL channels (None / empty / NaN: absent).
+READOUT_FIELDS = (
+    *(f"face_{label}" for label in EXPRESSION_LABELS),
+    "face_valence", "face_arousal", "face_quality",
+    "voice_loudness", "voice_pitch", "voice_pitch_variability", "voice_arousal",
+    "face_valence_rel", "face_arousal_rel",
+    "voice_loudness_rel", "voice_pitch_rel", "voice_pitch_variability_rel", "voice_arousal_rel",
+)  # fmt: skip
+
+
+def readout_values(face: FaceReadout | None, voice: VoiceReadout | None) -> list[float | None]:
+    """A step's readouts flat, in READOUT_FIELDS order; None where not measured."""
+    fb = face.baseline if face else None
+    vb = voice.baseline if voice else None
+    return [
+        *(getattr(face.expressions, k) if face else None for k in EXPRESSION_LABELS),
+        face.valence if face else None, face.arousal if face else None,
+        face.quality if face else None,
+        voice.loudness if voice else None, voice.pitch if voice else None,
+        voice.pitch_variability if voice else None, voice.arousal if voice else None,
+        fb.valence if fb else None, fb.arousal if fb else None,
+        vb.loudness if vb else None, vb.pitch if vb else None,
+        vb.pitch_variability if vb else None, vb.arousal if vb else None,
+    ]  # fmt: skip

@@ -12,16 +12,13 @@ from pathlib import Path
 from typing import TextIO
 
 from realtime import messages
+from realtime.readout_messages import READOUT_FIELDS, readout_values
 
 log = logging.getLogger(__name__)
 
 STEP_COLUMNS = ("seq", "revision", "final", "t_start", "t_end", "intensity", "w_text", "w_audio",
                 "w_visual", "present_text", "present_audio", "present_visual", "latency_ms", "t_emit",
-                *(f"face_{label}" for label in messages.EXPRESSION_LABELS),
-                "face_valence", "face_arousal", "face_quality", "voice_loudness", "voice_pitch",
-                "voice_pitch_variability", "voice_arousal", "face_valence_rel", "face_arousal_rel",
-                "voice_loudness_rel", "voice_pitch_rel", "voice_pitch_variability_rel",
-                "voice_arousal_rel")  # fmt: skip
+                *READOUT_FIELDS)  # fmt: skip
 BASELINE_FILE = "baseline.json"
 UTTERANCE_COLUMNS = ("utterance_id", "t_start", "t_end", "transcript", "utterance_intensity",
                      "timestep_intensity", "final_intensity", "label", "latency_ms", "t_emit")  # fmt: skip
@@ -115,17 +112,4 @@ def _cell(value: float | None) -> float | str:
 
 def readout_cells(msg: messages.StepMessage) -> list[float | str]:
     """The readout columns of a step (STEP_COLUMNS after t_emit); empty cells when absent."""
-    face, voice = msg.face, msg.voice
-    fb = face.baseline if face else None
-    vb = voice.baseline if voice else None
-    values: list[float | None] = [
-        *(getattr(face.expressions, k) if face else None for k in messages.EXPRESSION_LABELS),
-        face.valence if face else None, face.arousal if face else None,
-        face.quality if face else None,
-        voice.loudness if voice else None, voice.pitch if voice else None,
-        voice.pitch_variability if voice else None, voice.arousal if voice else None,
-        fb.valence if fb else None, fb.arousal if fb else None,
-        vb.loudness if vb else None, vb.pitch if vb else None,
-        vb.pitch_variability if vb else None, vb.arousal if vb else None,
-    ]  # fmt: skip
-    return [_cell(v) for v in values]
+    return [_cell(v) for v in readout_values(msg.face, msg.voice)]
