@@ -203,3 +203,39 @@ def test_steps_csv_has_the_readouts_with_empty_cells_when_absent(run):
         if has_face:
             total = sum(float(r[f"face_{k}"]) for k in messages.EXPRESSION_LABELS)
             assert abs(total - 1) < 1e-4
+
+
+def test_replay_with_the_saved_baseline_gives_the_same_readouts(run):
+    """The recorded clip replayed with --baseline: the original's readouts, step for step, and the
+    baseline-relative ones from its first step (the original had them once calibrated)."""
+    replay = run["record"].parent / "replay"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--video", str(run["clip"]), "--headless",
+         "--publish", f"tcp://127.0.0.1:{_free_port()}", "--record", str(replay),
+         "--checkpoint", str(run["checkpoint"]),
+         "--baseline", str(run["record"] / "baseline.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+    def finals(folder: Path) -> dict[int, dict]:
+        rows = [json.loads(x) for x in (folder / "messages.jsonl").read_text().splitlines()]
+        return {r["seq"]: r for r in rows if r["topic"] == "msrg.step" and r["final"]}
+
+    original, again = finals(run["record"]), finals(replay)
+    assert original.keys() == again.keys()
+    calibrated = 0
+    for seq, first in original.items():
+        for kind in ("face", "voice"):
+            a, b = first[kind], again[seq][kind]
+            assert (a is None) == (b is None), (seq, kind)
+            if a is None:
+                continue
+            assert {k: v for k, v in a.items() if k != "baseline"} == {
+                k: v for k, v in b.items() if k != "baseline"}  # fmt: skip
+            assert b["baseline"] is not None  # loaded: relative from the first step
+            if a["baseline"] is not None:
+                assert a["baseline"] == b["baseline"], (seq, kind)
+                calibrated += 1
+    assert calibrated > 20
+    assert not (replay / "baseline.json").exists()  # a loaded baseline is not saved again
