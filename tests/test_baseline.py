@@ -134,3 +134,14 @@ def test_bad_command_line_values_give_one_line(args: list[str], expected: str) -
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_baseline_file_that_is_not_one_gives_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "baseline.json"
+    bad.write_text('{"kind": "something else"}')
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "--demo", "--headless",
+                             "--baseline", str(bad)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "not an affect-monitor baseline" in lines[0] and str(bad) in lines[0]
