@@ -13,7 +13,7 @@ from PyQt6.QtGui import QColor, QImage
 from realtime import messages as m
 from ui.dashboard import DashboardWindow
 from ui.history import History
-from ui.readout_panels import EXPRESSION_COLOURS, ReadoutMemory
+from ui.readout_panels import EXPRESSION_COLOURS, VOICE_PEN, ReadoutMemory
 from ui.synthetic import SyntheticOptions, synthetic_session
 
 PROBS = (0.05, 0.0, 0.1, 0.6, 0.05, 0.1, 0.1)  # happy leads
@@ -34,7 +34,8 @@ def window(qtbot):
 
 def _feed(window: DashboardWindow, msgs: list[m.Message]) -> QImage:
     window.on_messages(msgs)
-    window.refresh()
+    for _ in range(3):  # the panel paints at most one part per frame
+        window.refresh()
     return window.grab().toImage()
 
 
@@ -114,6 +115,12 @@ def test_calibration_state_and_status_bar_fit(qtbot, window) -> None:
         assert lbl.isVisible(), name
         assert lbl.width() >= lbl.sizeHint().width(), (name, lbl.text())
     assert bar.width() <= window.width()
-    # the voice trace has data (synthetic speech) and the plot is drawn
-    curve_x, _ = window.readouts.voice_curve.getData()
-    assert curve_x is not None and len(curve_x) > 10
+    # the voice trace has data (synthetic speech), drawn in its colour at a sample's place
+    trace = window.readouts.trace
+    assert len(trace.t) > 10 and np.isnan(trace.y).any()  # silences are gaps
+    image = trace.grab().toImage()
+    i = int(np.flatnonzero(np.isfinite(trace.y[:-1]) & np.isfinite(trace.y[1:]))[-1])
+    mid = (trace.to_px(trace.t[i], trace.y[i]) + trace.to_px(trace.t[i + 1], trace.y[i + 1])) / 2
+    near = [_colour_at(image, mid.x() + dx, mid.y() + dy).name()
+            for dx in (-1, 0, 1) for dy in (-1, 0, 1)]  # fmt: skip
+    assert QColor(VOICE_PEN).name() in near
