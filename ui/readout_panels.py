@@ -49,6 +49,7 @@ def _static(text: str) -> QStaticText:
     st = _STATIC.get(text)
     if st is None:
         st = _STATIC[text] = QStaticText(text)
+        st.setTextFormat(Qt.TextFormat.PlainText)
         st.setPerformanceHint(QStaticText.PerformanceHint.AggressiveCaching)
     return st
 
@@ -186,7 +187,7 @@ class CircumplexView(QWidget):
         p.drawEllipse(c, r, r)
         p.drawLine(QPointF(c.x() - r, c.y()), QPointF(c.x() + r, c.y()))
         p.drawLine(QPointF(c.x(), c.y() - r), QPointF(c.x(), c.y() + r))
-        p.drawStaticText(QPointF(c.x() + r - 26, c.y() + 1), _static("+val"))
+        p.drawStaticText(QPointF(c.x() + r - 34, c.y() + 1), _static("+val"))
         p.drawStaticText(QPointF(c.x() + 3, c.y() - r - 16), _static("+arousal"))
         for label, (v, a) in CIRCUMPLEX.items():
             if label == "neutral":
@@ -245,10 +246,10 @@ class ArousalTrace(QWidget):
     def paintEvent(self, _event) -> None:  # noqa: N802 (Qt's name)
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(PANEL))
+        p.setPen(QColor(VOICE_PEN))
+        p.drawStaticText(QPointF(28, 1), _static("Voice arousal"))
         p.setPen(QColor(MUTED))
-        p.drawStaticText(QPointF(28, 1), _static(
-            f"<span style='color:{VOICE_PEN}'>Voice arousal</span> "
-            "(eGeMAPS proxy; gaps: silence)"))  # fmt: skip
+        p.drawStaticText(QPointF(118, 1), _static("(eGeMAPS proxy; gaps: silence)"))
         t0, t1 = self.span
         for y in (-1.0, 0.0, 1.0):
             a, b = self.to_px(t0, y), self.to_px(t1, y)

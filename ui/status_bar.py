@@ -48,8 +48,8 @@ class StatusBarMixin:
             self._set_banner([])
             return
         # Short texts, details in tooltips: everything fits the default width (1280 px).
-        lab["engine"].setText(f"engine {s.engine}" + (" (fallback)" if s.engine_note else ""))
-        lab["engine"].setToolTip(s.engine_note or "the requested engine")
+        lab["engine"].setText(f"engine {s.engine}" + ("*" if s.engine_note else ""))
+        lab["engine"].setToolTip(s.engine_note or "the requested engine")  # * why: in the tip
         lab["fps"].setText(f"{s.fps:.1f} fps · {s.step_rate_hz:.1f} steps/s")
         lab["drops"].setText(f"drops {s.dropped_frames}/{s.dropped_audio_blocks} · errors {s.errors}")
         lab["latency"].setText(f"p50 {_ms(s.latency_p50_ms)} · p95 {_ms(s.latency_p95_ms)}")
