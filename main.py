@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -135,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="transcribe growing speech every S s (0: at pauses only)",
     )
+    readouts = p.add_argument_group("face and voice readouts")
+    readouts.add_argument(
+        "--baseline-s",
+        default="20",
+        metavar="SECONDS",
+        help="seconds of face and of speech for the per-person baseline (default 20; 0: off)",
+    )
+    readouts.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="FILE",
+        help="use a recording's baseline.json instead of measuring one (replay)",
+    )
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -144,7 +158,9 @@ def options_from(args: argparse.Namespace) -> SessionOptions:
     inputs = InputOptions(camera=args.camera, mic=args.mic, video=args.video, demo=args.demo,
                           realtime=args.realtime, use_mic=not args.no_mic)  # fmt: skip
     pipeline = PipelineOptions(step_hz=args.step_hz, pause_ms=args.pause_ms, duration_s=args.duration,
-                               partial_asr_s=args.partial_asr_s, face_hz=args.face_hz)  # fmt: skip
+                               partial_asr_s=args.partial_asr_s, face_hz=args.face_hz,
+                               baseline_s=_baseline_seconds(args.baseline_s),
+                               baseline=_baseline_file(args.baseline, args.step_hz))  # fmt: skip
     if args.partial_asr_s < 0:
         raise ValueError(f"--partial-asr-s must be >= 0, got {args.partial_asr_s}")
     publish = PublisherOptions(
@@ -155,6 +171,36 @@ def options_from(args: argparse.Namespace) -> SessionOptions:
                           triton_url=args.triton_url,
                           publish=publish, record_dir=args.record,
                           record_media=args.record_media, pipeline=pipeline, lsl=lsl)  # fmt: skip
+
+
+def _baseline_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--baseline-s must be a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"--baseline-s must be >= 0 seconds (0 turns the baseline off), got {text}")
+    return value
+
+
+def _baseline_file(path: Path | None, step_hz: float) -> dict | None:
+    """A recording's baseline.json, checked now (before models load); None without --baseline."""
+    if path is None:
+        return None
+    import json
+
+    from realtime.baseline import Baseline
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        Baseline.from_json(data, 1.0 / step_hz if step_hz > 0 else 0.1)
+    except OSError as exc:
+        raise ValueError(f"--baseline {path}: cannot read it ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--baseline {path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    except ValueError as exc:
+        raise ValueError(f"--baseline {path}: {exc}") from None
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:

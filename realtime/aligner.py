@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
+from realtime.readouts import F0_INDEX
 from realtime.types import (
     EmbeddedWord,
     FaceObservation,
@@ -63,6 +64,9 @@ class _Acc:
     audio_n: int = 0
     speech_max: float = 0.0
     newest_avail_s: float = -math.inf
+    f0_n: int = 0  # voiced frames (F0 > 0) and the sum and sum of squares of their F0
+    f0_sum: float = 0.0
+    f0_sq: float = 0.0
 
 
 @dataclass
@@ -122,6 +126,11 @@ class Aligner:
             acc.audio_sum = row.copy() if acc.audio_sum is None else acc.audio_sum + row
             acc.audio_n += 1
             acc.newest_avail_s = max(acc.newest_avail_s, avail_s)
+            f0 = row[F0_INDEX] if len(row) > F0_INDEX else 0.0
+            if f0 > 0:
+                acc.f0_n += 1
+                acc.f0_sum += f0
+                acc.f0_sq += f0 * f0
         if len(values):
             self._audio_until_s = max(
                 self._audio_until_s, frames.t_start_s + len(values) * frames.hop_s
@@ -179,6 +188,7 @@ class Aligner:
             seq=k, t_start_s=round(t0, 6), t_end_s=round(t1, 6), text=text, audio=audio,
             visual=visual, present=(has_text, audio_present, visual_present),
             t_newest_capture_s=acc.newest_avail_s if math.isfinite(acc.newest_avail_s) else t1,
+            voiced_f0=(acc.f0_n, acc.f0_sum, acc.f0_sq) if audio_present else (0, 0.0, 0.0),
         )  # fmt: skip
         self._emitted[k] = step
         return step
@@ -218,7 +228,7 @@ class Aligner:
             new = StepFeatures(
                 seq=k, t_start_s=old.t_start_s, t_end_s=old.t_end_s, text=text, audio=old.audio,
                 visual=old.visual, present=(has_text, old.present[1], old.present[2]),
-                t_newest_capture_s=old.t_newest_capture_s,
+                t_newest_capture_s=old.t_newest_capture_s, voiced_f0=old.voiced_f0,
             )  # fmt: skip
             self._emitted[k] = new
             changed.append(new)

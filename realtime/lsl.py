@@ -45,6 +45,7 @@ from types import ModuleType
 
 from realtime import messages
 from realtime.clock import StreamClock
+from realtime.readout_messages import READOUT_FIELDS, readout_values
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,16 @@ STEP_CHANNELS: tuple[tuple[str, str, str], ...] = (
     ("intensity", "intensity (-3..3)", "SentimentIntensity"),
     *((f"weight_{m}", "fraction", "ModalityWeight") for m in messages.MODALITIES),
     *((f"present_{m}", "boolean", "ModalityPresent") for m in messages.MODALITIES),
+    # The face and voice readouts (realtime/readouts.py); NaN when not measured in the step.
+    *((f, "probability", "FaceExpression") for f in READOUT_FIELDS[:7]),
+    ("face_valence", "circumplex (-1..1)", "FaceValence"),
+    ("face_arousal", "circumplex (-1..1)", "FaceArousal"),
+    ("face_quality", "confidence (0..1)", "FaceQuality"),
+    ("voice_loudness", "eGeMAPS loudness", "VoiceLoudness"),
+    ("voice_pitch", "semitones above 27.5 Hz", "VoicePitch"),
+    ("voice_pitch_variability", "semitones", "VoicePitchVariability"),
+    ("voice_arousal", "proxy (-1..1)", "VoiceArousal"),
+    *((f, "robust z-score", "BaselineRelative") for f in READOUT_FIELDS[14:]),
 )
 MANUFACTURER = "affect-monitor"
 
@@ -122,7 +133,8 @@ def step_sample(msg: messages.StepMessage) -> list[float]:
     """One Affect sample, in STEP_CHANNELS order."""
     w, p = msg.modality_weights, msg.present
     return [msg.intensity, *(getattr(w, m) for m in messages.MODALITIES),
-            *(float(getattr(p, m)) for m in messages.MODALITIES)]  # fmt: skip
+            *(float(getattr(p, m)) for m in messages.MODALITIES),
+            *(math.nan if v is None else v for v in readout_values(msg.face, msg.voice))]  # fmt: skip
 
 
 class LslOutlet:

@@ -14,10 +14,32 @@ except for steps, where it is the step index and revisions of a step share it.
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from realtime.message_fields import (  # noqa: F401  (MessageError and the checks are public here)
+    MAX_COUNT,
+    MessageError,
+    _boolean,
+    _integer,
+    _number,
+    _object,
+    _optional,
+    _string,
+    build_record,
+)
+from realtime.readout_messages import (  # noqa: F401  (re-exported: subscribers import messages)
+    CALIBRATION_STATES,
+    CIRCUMPLEX,
+    EXPRESSION_LABELS,
+    Calibration,
+    Expressions,
+    FaceBaseline,
+    FaceReadout,
+    VoiceBaseline,
+    VoiceReadout,
+)
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema") / "messages.schema.json"
@@ -37,13 +59,8 @@ NEUTRAL_BAND = 0.5
 LABELS = ("negative", "neutral", "positive")
 SOURCE_STATES = ("ok", "lost", "off", "ended")  # off: not configured; ended: a file ran out
 MAX_STREAM_S = 1e9  # ~31 years: a stream time beyond this is corrupt, and plots lose precision
-MAX_COUNT = 2**53 - 1  # integers stay exact in every JSON reader (JavaScript included)
 MAX_MARKER_CHARS = 1_000  # an event marker is a label or a short JSON object, not a document
 MAX_FRAME_BYTES = 1 << 20  # a real message is < 2 KiB; anything near this is garbage or an attack
-
-
-class MessageError(ValueError):
-    """A message that does not follow the schema (wrong framing, encoding, version or fields)."""
 
 
 def label_for(intensity: float) -> str:
@@ -53,53 +70,6 @@ def label_for(intensity: float) -> str:
     if intensity > NEUTRAL_BAND:
         return "positive"
     return "neutral"
-
-
-# --- field checks shared by construction and decoding -------------------------------------------
-
-
-def _number(name: str, value: Any, lo: float | None = None, hi: float | None = None) -> float:
-    # bool is an int subclass in Python but not a number in JSON Schema; reject it here too.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise MessageError(f"{name} must be a finite number, got {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise MessageError(f"{name} must be within [{lo}, {hi}], got {value!r}")
-    return float(value)
-
-
-def _integer(name: str, value: Any, lo: int = 0) -> int:
-    # JSON Schema counts 3.0 as an integer; accept it so both validators agree.
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= MAX_COUNT:
-        raise MessageError(f"{name} must be an integer in [{lo}, 2^53-1], got {value!r:.40}")
-    return value
-
-
-def _string(name: str, value: Any, *, non_empty: bool = False, max_len: int = 10_000) -> str:
-    if not isinstance(value, str) or (non_empty and not value) or len(value) > max_len:
-        raise MessageError(f"{name} must be a string (non-empty: {non_empty}), got {value!r:.80}")
-    return value
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise MessageError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
-def _optional(check: Any, name: str, value: Any, *args: Any) -> Any:
-    return None if value is None else check(name, value, *args)
-
-
-def _object(name: str, value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MessageError(f"{name} must be an object, got {type(value).__name__}")
-    missing = [k for k in keys if k not in value]
-    extra = [k for k in value if k not in keys]
-    if missing or extra:
-        raise MessageError(f"{name}: missing fields {missing}, unknown fields {extra}")
-    return value
 
 
 # --- nested records -------------------------------------------------------------------------------
@@ -183,6 +153,9 @@ _NESTED = {
     "sources": SourceStates,
     "sanitised": SanitisedCounts,
     "security": Security,
+    "face": FaceReadout,
+    "voice": VoiceReadout,
+    "calibration": Calibration,
 }
 
 
@@ -208,23 +181,15 @@ class _Message:
 
     @classmethod
     def from_dict(cls, payload: Any) -> _Message:
-        """Validate a decoded JSON object and build the message; raises MessageError."""
-        names = tuple(f.name for f in fields(cls))
-        obj = _object(cls.TOPIC, payload, ("v", *names))
-        if obj["v"] != SCHEMA_VERSION or isinstance(obj["v"], bool):
-            raise MessageError(f"schema version {obj['v']!r}, expected {SCHEMA_VERSION}")
-        kwargs: dict[str, Any] = {}
-        for name in names:
-            value = obj[name]
-            nested = _NESTED.get(name)
-            if nested is not None:
-                keys = tuple(f.name for f in fields(nested))
-                value = nested(**_object(name, value, keys))
-            kwargs[name] = value
-        try:
-            return cls(**kwargs)
-        except TypeError as exc:  # e.g. a non-hashable where a scalar belongs
-            raise MessageError(str(exc)) from exc
+        """Validate a decoded JSON object and build the message; raises MessageError. Fields
+        added after version 1's first release (default None) may be missing."""
+        if isinstance(payload, dict) and "v" in payload:
+            if payload["v"] != SCHEMA_VERSION or isinstance(payload["v"], bool):
+                raise MessageError(f"schema version {payload['v']!r}, expected {SCHEMA_VERSION}")
+            payload = {k: v for k, v in payload.items() if k != "v"}
+        elif isinstance(payload, dict):
+            raise MessageError(f"{cls.TOPIC}: missing fields ['v']")
+        return build_record(cls, cls.TOPIC, payload, _NESTED)
 
 
 @dataclass(frozen=True)
@@ -239,6 +204,8 @@ class StepMessage(_Message):
     revision: int
     final: bool  # no later revision will follow (its words are in, or the pipeline gave up waiting)
     latency_ms: float  # capture of the step's newest sample to emission
+    face: FaceReadout | None = None  # null: no face analysed in the step
+    voice: VoiceReadout | None = None  # null: no speech in the step
 
     TOPIC = TOPIC_STEP
 
@@ -251,6 +218,8 @@ class StepMessage(_Message):
         _integer("revision", self.revision)
         _boolean("final", self.final)
         _number("latency_ms", self.latency_ms, 0.0)
+        _typed_or_none("face", self.face, FaceReadout)
+        _typed_or_none("voice", self.voice, VoiceReadout)
 
 
 @dataclass(frozen=True)
@@ -315,6 +284,7 @@ class StatusMessage(_Message):
     sources: SourceStates
     sanitised: SanitisedCounts
     security: Security
+    calibration: Calibration | None = None  # the per-person baseline's state
 
     TOPIC = TOPIC_STATUS
 
@@ -333,6 +303,7 @@ class StatusMessage(_Message):
         _typed("sources", self.sources, SourceStates)
         _typed("sanitised", self.sanitised, SanitisedCounts)
         _typed("security", self.security, Security)
+        _typed_or_none("calibration", self.calibration, Calibration)
 
 
 @dataclass(frozen=True)
@@ -371,6 +342,11 @@ def _span(t_start: Any, t_end: Any) -> None:
 def _typed(name: str, value: Any, kind: type) -> None:
     if not isinstance(value, kind):
         raise MessageError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+
+
+def _typed_or_none(name: str, value: Any, kind: type) -> None:
+    if value is not None:
+        _typed(name, value, kind)
 
 
 # --- framing --------------------------------------------------------------------------------------

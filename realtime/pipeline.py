@@ -28,6 +28,7 @@ from engines.base import Engine
 from realtime import messages
 from realtime.aligner import Aligner, AlignerOptions
 from realtime.audio_frontend import AudioFrontEnd
+from realtime.baseline import Baseline
 from realtime.clock import StreamClock
 from realtime.extractors import Extractors
 from realtime.extractors.asr import AsrRequest, AsrResult, AsrWorker
@@ -41,6 +42,7 @@ from realtime.media_recorder import MediaRecorder, MediaRecorderError
 from realtime.outlets import Outlet
 from realtime.publisher import Publisher
 from realtime.queues import DropOldestQueue
+from realtime.readouts import ReadoutBook
 from realtime.sources.base import Source, SourceError
 from realtime.status import SessionStats
 from realtime.stepper import StepOutcome, StepRunner
@@ -77,6 +79,8 @@ class PipelineOptions:
     # (realtime/extractors/voice.py): 0.1 s for live latency; a file replayed flat out uses 1 s.
     voice_chunk_s: float = 0.1
     session: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    baseline_s: float = 20.0  # seconds of face and of speech for the per-person baseline (0: off)
+    baseline: dict | None = None  # a saved baseline (baseline.json) to use instead of measuring
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.step_hz) and 0 < self.step_hz <= 100):
@@ -91,6 +95,8 @@ class PipelineOptions:
             raise ValueError(f"voice_chunk_s must be in (0, 5] seconds, got {self.voice_chunk_s}")
         if not (self.lost_after_s > 0 and self.status_period_s > 0):
             raise ValueError("lost_after_s and status_period_s must be > 0")
+        if not (math.isfinite(self.baseline_s) and self.baseline_s >= 0):
+            raise ValueError(f"--baseline-s must be a number of seconds >= 0, got {self.baseline_s}")
 
 
 class Pipeline:
@@ -131,6 +137,8 @@ class Pipeline:
         self._asr = AsrWorker(extractors.recognizer, on_result=self._on_asr)
         self._utterance_seq = 0
         self._status_seq = 0
+        self.on_baseline: Callable[[dict], None] | None = None  # a baseline was set: its JSON
+        self.readouts: ReadoutBook | None = None  # made by the core thread
         self.finished = threading.Event()
 
     # ------------------------------------------------------------------ queues and threads
@@ -411,6 +419,13 @@ class Pipeline:
         )
         runner = StepRunner(self.engine)
         tracker = UtteranceTracker()
+        o = self.options
+        baseline = (
+            Baseline.from_json(o.baseline, hop_s) if o.baseline is not None
+            else Baseline(o.baseline_s, hop_s, self.has_video, self.has_audio)
+        )  # fmt: skip
+        baseline.expected = {"face": self.has_video, "voice": self.has_audio}
+        self.readouts = book = ReadoutBook(baseline, self._save_baseline)
         end_s = 0.0
         ended: set[str] = set()
         last_seen = self._last_delivery
@@ -463,16 +478,16 @@ class Pipeline:
             if all_ended:
                 if eos_at is None:
                     eos_at = time.monotonic()
-                    runner.add(aligner.flush(end_s))
+                    runner.add(book.admit(aligner.flush(end_s)))
                 if tracker.awaiting_asr and time.monotonic() - eos_at > self.options.asr_wait_s:
                     missed = tracker.give_up_on_asr()
                     self.stats.error(f"speech recognition did not finish {missed} segment(s) in time")
                 if not tracker.awaiting_asr:
                     tracker.close_all()
             else:
-                runner.add(
+                runner.add(book.admit(
                     aligner.pop_ready(now_s if self.live else None, self.options.late_after_s)
-                )
+                ))  # fmt: skip
             runner.revise(aligner.retext())
             aligner.set_text_final_until(
                 math.inf if all_ended and not tracker.awaiting_asr else tracker.text_final_until()
@@ -510,6 +525,7 @@ class Pipeline:
         f = o.features
         latency_ms = max(0.0, (self.clock.now() - f.t_newest_capture_s) * 1000.0)
         w = [min(1.0, max(0.0, x)) for x in o.modality_weights]
+        readout = self.readouts.take(f.seq, o.final) if self.readouts is not None else None
         msg = messages.StepMessage(
             session=self.options.session, seq=f.seq, t_emit=time.time(),
             t_start=f.t_start_s, t_end=f.t_end_s,
@@ -517,6 +533,7 @@ class Pipeline:
             modality_weights=messages.ModalityWeights(*w),
             present=messages.Presence(*(bool(p) for p in f.present)),
             revision=o.revision, final=o.final, latency_ms=latency_ms,
+            face=readout.face if readout else None, voice=readout.voice if readout else None,
         )  # fmt: skip
         if o.revision == 0:
             with self.stats.lock:
@@ -606,7 +623,18 @@ class Pipeline:
             sanitised=messages.SanitisedCounts(**{
                 **aligner.sanitised, "audio": aligner.sanitised["audio"] + self._raw_audio_sanitised
             }),
-            security=security,
+            security=security, calibration=self._calibration(),
         )  # fmt: skip
         self._status_seq += 1
         self._emit(msg)
+
+    def _save_baseline(self, baseline: dict) -> None:
+        if self.on_baseline is not None:
+            try:
+                self.on_baseline(baseline)
+            except Exception as exc:  # a full disk must not stop the stream; it is reported
+                self.stats.error(f"saving the baseline: {exc}")
+
+    def _calibration(self) -> messages.Calibration | None:
+        status = self.readouts.calibration() if self.readouts is not None else None
+        return messages.Calibration(**status) if status is not None else None

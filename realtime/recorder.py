@@ -6,16 +6,20 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import TextIO
 
 from realtime import messages
+from realtime.readout_messages import READOUT_FIELDS, readout_values
 
 log = logging.getLogger(__name__)
 
 STEP_COLUMNS = ("seq", "revision", "final", "t_start", "t_end", "intensity", "w_text", "w_audio",
-                "w_visual", "present_text", "present_audio", "present_visual", "latency_ms", "t_emit")  # fmt: skip
+                "w_visual", "present_text", "present_audio", "present_visual", "latency_ms", "t_emit",
+                *READOUT_FIELDS)  # fmt: skip
+BASELINE_FILE = "baseline.json"
 UTTERANCE_COLUMNS = ("utterance_id", "t_start", "t_end", "transcript", "utterance_intensity",
                      "timestep_intensity", "final_intensity", "label", "latency_ms", "t_emit")  # fmt: skip
 
@@ -74,7 +78,7 @@ class Recorder:
             self._steps.writerow((msg.seq, msg.revision, int(msg.final), msg.t_start, msg.t_end,
                                   round(msg.intensity, 6), round(w.text, 6), round(w.audio, 6),
                                   round(w.visual, 6), int(p.text), int(p.audio), int(p.visual),
-                                  round(msg.latency_ms, 3), msg.t_emit))  # fmt: skip
+                                  round(msg.latency_ms, 3), msg.t_emit, *readout_cells(msg)))  # fmt: skip
             self._steps_file.flush()
         elif isinstance(msg, messages.UtteranceMessage):
             self._utts.writerow((msg.utterance_id, msg.t_start, msg.t_end, msg.transcript,
@@ -83,6 +87,16 @@ class Recorder:
                                  msg.t_emit))  # fmt: skip
             self._utt_file.flush()
 
+    def write_baseline(self, baseline: dict) -> None:
+        """baseline.json beside the messages (replace, not append): `--baseline` replays it."""
+        path = self.folder / BASELINE_FILE
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with open(fd, "w", encoding="utf-8") as f:
+            json.dump(baseline, f, indent=1)
+        os.replace(tmp, path)  # a kill mid-write leaves the previous file whole
+        log.info("baseline saved to %s", path)
+
     def close(self) -> None:
         if self.closed:
             return
@@ -90,3 +104,12 @@ class Recorder:
         for f in (self._jsonl, self._steps_file, self._utt_file):
             f.flush()
             f.close()
+
+
+def _cell(value: float | None) -> float | str:
+    return "" if value is None or not math.isfinite(value) else round(value, 6)
+
+
+def readout_cells(msg: messages.StepMessage) -> list[float | str]:
+    """The readout columns of a step (STEP_COLUMNS after t_emit); empty cells when absent."""
+    return [_cell(v) for v in readout_values(msg.face, msg.voice)]

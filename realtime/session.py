@@ -217,6 +217,8 @@ class Session:
             publisher=self.publisher, outlets=outlets, clock=self.clock,
             live=options.inputs.live, frame_sink=frame_sink, media=self.media,
         )  # fmt: skip
+        if self.recorder is not None:
+            self.pipeline.on_baseline = self.recorder.write_baseline
 
     def _load_engine(self) -> FallbackEngine:
         o = self.options

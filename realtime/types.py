@@ -90,3 +90,6 @@ class StepFeatures:
     visual: np.ndarray  # (VISUAL_DIM,)
     present: tuple[bool, bool, bool]  # text, audio, visual
     t_newest_capture_s: float  # capture time of the newest sample that went into the step
+    # Voiced frames of the step's speech: count, sum and sum of squares of their F0 (semitones),
+    # for the voice readout (realtime/readouts.py); zeros outside speech.
+    voiced_f0: tuple[int, float, float] = (0, 0.0, 0.0)

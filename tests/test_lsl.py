@@ -8,6 +8,7 @@ unique per test so that parallel runs, or a monitor running for real, cannot cro
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -47,13 +48,21 @@ def _resolve(name: str, timeout_s: float = 5.0):
     return found[0]
 
 
+READOUT_STEP = 2  # the one step with face and voice readouts
+FACE = m.FaceReadout(m.Expressions(0.1, 0.0, 0.2, 0.4, 0.1, 0.1, 0.1), valence=0.2,
+                     arousal=0.4, quality=0.7, baseline=m.FaceBaseline(1.5, -0.5))  # fmt: skip
+VOICE = m.VoiceReadout(loudness=0.9, pitch=None, pitch_variability=1.5, arousal=-0.3)
+
+
 def _step(seq: int, revision: int, final: bool, intensity: float = 0.0) -> m.StepMessage:
     hop = 1.0 / STEP_HZ
+    readouts = seq == READOUT_STEP
     return m.StepMessage(
         session="s", seq=seq, t_emit=1.0, t_start=seq * hop, t_end=(seq + 1) * hop,
         intensity=intensity, modality_weights=m.ModalityWeights(0.2, 0.3, 0.5),
-        present=m.Presence(text=seq % 2 == 0, audio=True, visual=False),
+        present=m.Presence(text=seq % 2 == 0, audio=True, visual=readouts),
         revision=revision, final=final, latency_ms=5.0,
+        face=FACE if readouts else None, voice=VOICE if readouts else None,
     )  # fmt: skip
 
 
@@ -134,7 +143,16 @@ def test_outlet_sends_final_steps_once_in_order_at_capture_time() -> None:
             samples, stamps = samples + more, stamps + more_t
         assert outlet.steps_skipped == 1
         assert [round(s[0], 4) for s in samples] == [round(k / 10, 4) for k in range(n)]
-        assert samples[0][1:] == pytest.approx([0.2, 0.3, 0.5, 1.0, 1.0, 0.0])
+        assert samples[0][1:7] == pytest.approx([0.2, 0.3, 0.5, 1.0, 1.0, 0.0])
+        assert len(samples[0]) == len(STEP_CHANNELS) == 27
+        assert all(math.isnan(v) for v in samples[0][7:])  # no readouts: NaN, not zeros
+        face_voice = samples[READOUT_STEP][7:]
+        assert face_voice[:7] == pytest.approx([0.1, 0.0, 0.2, 0.4, 0.1, 0.1, 0.1])
+        assert face_voice[7:10] == pytest.approx([0.2, 0.4, 0.7])
+        assert face_voice[10] == pytest.approx(0.9) and math.isnan(face_voice[11])  # no pitch
+        assert face_voice[12:14] == pytest.approx([1.5, -0.3])
+        assert face_voice[14:16] == pytest.approx([1.5, -0.5])
+        assert all(math.isnan(v) for v in face_voice[16:])  # voice baseline not ready
         expected = [outlet.clock.to_lsl((k + 1) / STEP_HZ) for k in range(n)]
         assert np.allclose(stamps, expected, atol=1e-6)  # capture time, not the time of sending
         assert np.allclose(np.diff(stamps), 1.0 / STEP_HZ, atol=1e-6)

@@ -26,6 +26,7 @@ from realtime.session import DEFAULT_CHECKPOINT
 from realtime.sources.demo import DemoSentence, make_clip
 
 ROOT = Path(__file__).resolve().parent.parent
+BASELINE_S = 2.0  # short enough for the clip's speech to complete the voice baseline
 SENTENCES = (
     DemoSentence("I really love this, it is wonderful and makes me happy.", "positive"),
     DemoSentence("This is terrible, I hate it and it makes me angry.", "negative"),
@@ -63,7 +64,7 @@ def run(tmp_path_factory):
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "--video", str(clip), "--headless",
          "--publish", endpoint, "--record", str(record), "--record-media",
-         "--checkpoint", str(checkpoint)],
+         "--checkpoint", str(checkpoint), "--baseline-s", str(BASELINE_S)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     received = []
@@ -159,3 +160,82 @@ def test_raw_media_recording_matches_the_clip(run):
     assert times == sorted(times) and times[0] < 0.1  # on the stream clock, as captured
     # Raw media goes to files only: nothing on the bus is bigger than a status message.
     assert max(len(f[1]) for f in run["frames"]) < 4096
+
+
+def test_readouts_follow_presence_and_the_baseline(run):
+    finals = [m for m in map(messages.decode_message, run["frames"])
+              if isinstance(m, messages.StepMessage) and m.final]  # fmt: skip
+    for m in finals:
+        assert (m.face is not None) == m.present.visual
+        assert (m.voice is not None) == m.present.audio
+    faced = [m for m in finals if m.face is not None]
+    spoken = [m for m in finals if m.voice is not None]
+    assert len(faced) > 0.5 * len(finals) and len(spoken) > 10
+    # calibrating, then ready once BASELINE_S of face and of speech were seen
+    statuses = [m for m in map(messages.decode_message, run["frames"])
+                if isinstance(m, messages.StatusMessage)]  # fmt: skip
+    states = [s.calibration.state for s in statuses]
+    assert states[0] == "calibrating" and states[-1] == "ready"
+    assert states.index("ready") == len(states) - states[::-1].index("calibrating")
+    last = statuses[-1].calibration
+    assert last.face_s >= BASELINE_S and last.voice_s >= BASELINE_S and not last.loaded
+    face_ready = int(round(BASELINE_S * 10)) - 1  # the face's baseline completes at this step
+    assert all(m.face.baseline is None for m in faced[:face_ready])
+    assert all(m.face.baseline is not None for m in faced[face_ready:])
+    assert spoken[-1].voice.baseline is not None
+    saved = json.loads((run["record"] / "baseline.json").read_text())
+    assert saved["baseline_s"] == BASELINE_S and saved["face"] and saved["voice"]
+
+
+def test_steps_csv_has_the_readouts_with_empty_cells_when_absent(run):
+    import csv
+
+    from realtime.recorder import STEP_COLUMNS
+
+    with (run["record"] / "steps.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == STEP_COLUMNS
+    finals = [r for r in rows if r["final"] == "1"]
+    for r in finals:
+        has_face = r["present_visual"] == "1"
+        assert (r["face_happy"] != "") == has_face and (r["face_valence"] != "") == has_face
+        assert (r["voice_arousal"] != "") == (r["present_audio"] == "1")
+        if has_face:
+            total = sum(float(r[f"face_{k}"]) for k in messages.EXPRESSION_LABELS)
+            assert abs(total - 1) < 1e-4
+
+
+def test_replay_with_the_saved_baseline_gives_the_same_readouts(run):
+    """The recorded clip replayed with --baseline: the original's readouts, step for step, and the
+    baseline-relative ones from its first step (the original had them once calibrated)."""
+    replay = run["record"].parent / "replay"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--video", str(run["clip"]), "--headless",
+         "--publish", f"tcp://127.0.0.1:{_free_port()}", "--record", str(replay),
+         "--checkpoint", str(run["checkpoint"]),
+         "--baseline", str(run["record"] / "baseline.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+    def finals(folder: Path) -> dict[int, dict]:
+        rows = [json.loads(x) for x in (folder / "messages.jsonl").read_text().splitlines()]
+        return {r["seq"]: r for r in rows if r["topic"] == "msrg.step" and r["final"]}
+
+    original, again = finals(run["record"]), finals(replay)
+    assert original.keys() == again.keys()
+    calibrated = 0
+    for seq, first in original.items():
+        for kind in ("face", "voice"):
+            a, b = first[kind], again[seq][kind]
+            assert (a is None) == (b is None), (seq, kind)
+            if a is None:
+                continue
+            assert {k: v for k, v in a.items() if k != "baseline"} == {
+                k: v for k, v in b.items() if k != "baseline"}  # fmt: skip
+            assert b["baseline"] is not None  # loaded: relative from the first step
+            if a["baseline"] is not None:
+                assert a["baseline"] == b["baseline"], (seq, kind)
+                calibrated += 1
+    assert calibrated > 20
+    assert not (replay / "baseline.json").exists()  # a loaded baseline is not saved again

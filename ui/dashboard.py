@@ -34,6 +34,8 @@ from realtime.messages import NEUTRAL_BAND, MarkerMessage, Message, UtteranceMes
 from ui.history import WINDOWS_S, History, write_utterances_csv
 from ui.plot_items import LineOverlay
 from ui.preview import CameraPreview, FrameSlot
+from ui.readout_panels import ReadoutPanel
+from ui.status_bar import StatusBarMixin
 from ui.widgets import (
     BACKGROUND,
     FOREGROUND,
@@ -64,7 +66,7 @@ def _colour(hex_colour: str, alpha: int = 255) -> QColor:
     return c
 
 
-class DashboardWindow(QMainWindow):
+class DashboardWindow(StatusBarMixin, QMainWindow):
     """Feed it with `on_messages`, `on_connection`, `on_rejected`; it redraws on its own timer."""
 
     def __init__(self, history: History, title: str = "affect monitor",
@@ -102,8 +104,10 @@ class DashboardWindow(QMainWindow):
         root.addWidget(self.banner)
         splitter = QSplitter(Qt.Orientation.Vertical, central)
         splitter.addWidget(self._build_plots())
+        self.readouts = ReadoutPanel(splitter)  # face and voice readouts, beside the sentiment
+        splitter.addWidget(self.readouts)
         splitter.addWidget(self._build_table())
-        splitter.setSizes([560, 240])
+        splitter.setSizes([430, 200, 170])
         root.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self._build_status_bar()
@@ -248,39 +252,15 @@ class DashboardWindow(QMainWindow):
         col.addWidget(self.table)
         return box
 
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.status_labels: dict[str, QLabel] = {}
-        for key in ("connection", "engine", "fps", "drops", "latency", "sources", "rejected"):
-            label = QLabel("", self)
-            bar.addWidget(label)
-            self.status_labels[key] = label
-        self.set_connection("connecting", 0)
-        self.set_rejected(0, 0)
-        self._show_status()
-
     # --- input (GUI thread, from the subscriber's signals) --------------------------------------
 
     def on_messages(self, msgs: list[Message]) -> None:
         for msg in msgs:
             try:
                 self.history.apply(msg)
+                self.readouts.apply(msg)
             except Exception:  # a bug in one message's handling must not close the monitor
                 log.exception("could not apply %s", type(msg).__name__)
-
-    def set_connection(self, state: str, reconnects: int) -> None:
-        colour = {"connected": LABEL_COLOURS["positive"], "stalled": "#d29922"}.get(
-            state, LABEL_COLOURS["negative"])
-        label = self.status_labels["connection"]
-        label.setText(f"● {state} · reconnects {reconnects}")
-        label.setToolTip(f"subscriber connection; publisher restarts seen: {reconnects}")
-        label.setStyleSheet(f"color: {colour};")
-
-    def set_rejected(self, malformed: int, wrong_version: int) -> None:
-        label = self.status_labels["rejected"]
-        label.setText(f"malformed {malformed} · wrong ver {wrong_version}")
-        label.setToolTip("messages ignored: not valid schema, or another schema version")
-        label.setStyleSheet(f"color: {'#d29922' if malformed or wrong_version else MUTED};")
 
     def set_window(self, window_s: float) -> None:
         self.window_s = float(window_s)
@@ -301,6 +281,7 @@ class DashboardWindow(QMainWindow):
         h = self.history
         if self.preview is not None:
             self.preview.poll()
+        self.readouts.refresh(self.window_s, h.latest_time)
         if h.version == self._drawn_version:
             return
         self._drawn_version = h.version
@@ -382,54 +363,6 @@ class DashboardWindow(QMainWindow):
         self.marker_overlay.set_markers(
             [(mk.t_stream, mk.value[:40], f"{mk.source}: {mk.value}") for mk in markers])
 
-    def _show_status(self) -> None:
-        s = self.history.status
-        lab = self.status_labels
-        if s is None:
-            for key in ("engine", "fps", "drops", "latency", "sources"):
-                lab[key].setText("")
-            lab["engine"].setText("waiting for status…")
-            self._set_banner([])
-            return
-        note = f" ({s.engine_note})" if s.engine_note else ""
-        lab["engine"].setText(f"engine {s.engine}{note}")
-        lab["fps"].setText(f"{s.fps:.1f} fps · {s.step_rate_hz:g} steps/s")
-        lab["drops"].setText(f"drops {s.dropped_frames} fr / {s.dropped_audio_blocks} aud"
-                             f" · errors {s.errors}")
-        lab["latency"].setText(
-            f"latency p50 {_ms(s.latency_p50_ms)} · p95 {_ms(s.latency_p95_ms)}")
-        lab["latency"].setToolTip("step latency, capture to emission")
-        sanitised = s.sanitised.text + s.sanitised.audio + s.sanitised.visual
-        lab["sources"].setText(f"cam {s.sources.camera} · mic {s.sources.microphone}"
-                               f" · sanitised {sanitised}")
-        lab["drops"].setToolTip(s.last_error or "no errors")
-        warnings = []
-        sec = s.security
-        if sec.exposed:
-            how = "--insecure" if sec.insecure else "no CurveZMQ keys"
-            warnings.append(f"⚠ Publisher bound beyond loopback at {sec.endpoint} without "
-                            f"encryption ({how}): anyone on the network can read this affect data.")
-        lost = [n for n in ("camera", "microphone") if getattr(s.sources, n) == "lost"]
-        if lost:
-            warnings.append(f"{' and '.join(lost)} lost: waiting for it to return.")
-        self._set_banner(warnings)
-
-    def _set_banner(self, warnings: list[str]) -> None:
-        # Called with every status message (20/s in a burst): touch the label only on a change,
-        # since a new text re-lays out the window's top and a style sheet re-polishes it.
-        text = "\n".join(warnings)
-        if text != self.banner.text():
-            self.banner.setText(text)
-        if bool(warnings) == self.banner.isHidden():
-            self.banner.setVisible(bool(warnings))
-
-    def status_text(self) -> str:
-        """Everything the status bar and banner say, for tests and logs."""
-        parts = [lbl.text() for lbl in self.status_labels.values()]
-        if self.banner.isVisible() or self.banner.text():
-            parts.append(self.banner.text())
-        return " | ".join(p for p in parts if p)
-
     # --- export -----------------------------------------------------------------------------------
 
     def export_csv(self, path: str | Path) -> int:
@@ -465,7 +398,3 @@ def _intensity_title() -> str:
             f"&nbsp;<span style='color:{PROVISIONAL_PEN}'>┅ provisional</span>"
             f"&nbsp;&nbsp;utterances: {spans}"
             f"&nbsp;&nbsp;<span style='color:{MARKER_PEN}'>┆ marker</span>")
-
-
-def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0f} ms"

@@ -13,6 +13,10 @@ import random
 from dataclasses import dataclass
 
 from realtime.messages import (
+    CIRCUMPLEX,
+    Calibration,
+    Expressions,
+    FaceReadout,
     MarkerMessage,
     Message,
     ModalityWeights,
@@ -23,6 +27,7 @@ from realtime.messages import (
     StatusMessage,
     StepMessage,
     UtteranceMessage,
+    VoiceReadout,
 )
 
 SENTENCES = {
@@ -57,6 +62,7 @@ class SyntheticOptions:
     loopback: bool = True
     curve: bool = False
     insecure: bool = False
+    baseline_s: float = 20.0  # the calibration state goes to ready after this much face/speech
 
 
 def _utterance_plan(opts: SyntheticOptions, rng: random.Random) -> list[tuple[float, float, str]]:
@@ -81,12 +87,15 @@ def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple
     provisional: list[StepMessage] = []
     base = 0.0
     utt_seq = status_seq = marker_seq = 0
+    faced_s = spoken_s = 0.0
     for k in range(n_steps):
         t0, t1 = k * hop, (k + 1) * hop
         span = next((s for s in plan if s[0] <= t0 < s[1]), None)
         target = _MOOD[span[2]] if span else 0.25 * math.sin(t0 / 7.0)
         base += 0.1 * (target - base) + rng.gauss(0.0, 0.04)
         face = (k // 40) % 9 != 8  # the face leaves the frame for 4 s now and then
+        faced_s += hop if face else 0.0
+        spoken_s += hop if span else 0.0
         w_text = 0.45 if span else 0.0
         w_vis = (1.0 - w_text) * (0.55 if face else 0.1)
         weights = ModalityWeights(w_text, round(1.0 - w_text - w_vis, 4), round(w_vis, 4))
@@ -95,6 +104,8 @@ def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple
             intensity=_clip(base), modality_weights=weights,
             present=Presence(text=False, audio=span is not None, visual=face),
             revision=0, final=False, latency_ms=round(rng.uniform(60, 140), 1),
+            face=_face(base, rng) if face else None,
+            voice=_voice(base, t0, rng) if span else None,
         )
         out.append((t1, step))
         provisional.append(step)
@@ -113,7 +124,7 @@ def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple
                 out.append((t1, _utterance(opts, utt_seq, s0, s1, label, rng, t1)))
                 utt_seq += 1
         if k % int(opts.step_hz) == 0:
-            out.append((t1, _status(opts, status_seq, t1, face, rng)))
+            out.append((t1, _status(opts, status_seq, t1, face, rng, faced_s, spoken_s)))
             status_seq += 1
     return out
 
@@ -126,7 +137,7 @@ def _finalise(step: StepMessage, in_speech: bool, rng: random.Random, t_emit: fl
         t_end=step.t_end, intensity=_clip(step.intensity + nudge),
         modality_weights=step.modality_weights,
         present=Presence(text=in_speech, audio=step.present.audio, visual=step.present.visual),
-        revision=1, final=True, latency_ms=step.latency_ms,
+        revision=1, final=True, latency_ms=step.latency_ms, face=step.face, voice=step.voice,
     )
 
 
@@ -144,8 +155,37 @@ def _utterance(opts: SyntheticOptions, seq: int, s0: float, s1: float, label: st
     )
 
 
+def _face(mood: float, rng: random.Random) -> FaceReadout:
+    """Expressions that lean happy with a positive mood and sad/angry with a negative one."""
+    raw = {"angry": 0.4 + max(0.0, -mood) * 0.6, "disgust": 0.05, "fear": 0.2,
+           "happy": 0.3 + max(0.0, mood) * 1.2, "sad": 0.5 + max(0.0, -mood) * 0.8,
+           "surprise": 0.15, "neutral": 1.4}  # fmt: skip
+    raw = {k: v * rng.uniform(0.8, 1.25) for k, v in raw.items()}
+    total = sum(raw.values())
+    probs = {k: round(v / total, 6) for k, v in raw.items()}
+    probs["neutral"] = round(1.0 - sum(v for k, v in probs.items() if k != "neutral"), 6)
+    valence = sum(p * CIRCUMPLEX[k][0] for k, p in probs.items())
+    arousal = sum(p * CIRCUMPLEX[k][1] for k, p in probs.items())
+    return FaceReadout(Expressions(**probs), round(valence, 6), round(arousal, 6),
+                       quality=round(rng.uniform(0.75, 0.95), 3))  # fmt: skip
+
+
+def _voice(mood: float, t: float, rng: random.Random) -> VoiceReadout:
+    arousal = math.tanh(0.4 * abs(mood) + 0.3 * math.sin(t * 2.1) + rng.gauss(0.0, 0.1))
+    return VoiceReadout(loudness=round(0.8 + 0.4 * arousal + rng.uniform(0, 0.2), 4),
+                        pitch=round(24.0 + 3.0 * arousal + rng.gauss(0, 0.5), 3),
+                        pitch_variability=round(2.0 + abs(arousal), 3), arousal=round(arousal, 4))
+
+
 def _status(opts: SyntheticOptions, seq: int, t_now: float, face: bool,
-            rng: random.Random) -> StatusMessage:
+            rng: random.Random, faced_s: float = 0.0, spoken_s: float = 0.0) -> StatusMessage:
+    b = opts.baseline_s
+    progress = min(1.0, faced_s / b, spoken_s / b) if b else 0.0
+    calibration = Calibration(
+        state="off" if not b else "ready" if progress >= 1.0 else "calibrating", baseline_s=b,
+        progress=round(progress, 4), face_s=round(faced_s, 3), voice_s=round(spoken_s, 3),
+        loaded=False,
+    )  # fmt: skip
     return StatusMessage(
         session=opts.session, seq=seq, t_emit=opts.t0_unix + t_now, t_stream=t_now,
         engine="onnx", engine_note=None, fps=round(rng.uniform(29.3, 30.0), 1),
@@ -156,6 +196,7 @@ def _status(opts: SyntheticOptions, seq: int, t_now: float, face: bool,
         sanitised=SanitisedCounts(text=0, audio=seq // 30, visual=0),
         security=Security(endpoint=opts.endpoint, loopback=opts.loopback, curve=opts.curve,
                           insecure=opts.insecure),
+        calibration=calibration,
     )
 
 
