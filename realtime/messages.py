@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +92,10 @@ def _optional(check: Any, name: str, value: Any, *args: Any) -> Any:
     return None if value is None else check(name, value, *args)
 
 
-def _object(name: str, value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+def _object(name: str, value: Any, keys: tuple[str, ...], optional: Any = ()) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MessageError(f"{name} must be an object, got {type(value).__name__}")
-    missing = [k for k in keys if k not in value]
+    missing = [k for k in keys if k not in value and k not in optional]
     extra = [k for k in value if k not in keys]
     if missing or extra:
         raise MessageError(f"{name}: missing fields {missing}, unknown fields {extra}")
@@ -177,7 +177,25 @@ class Security:
         return not self.loopback and not self.curve
 
 
+@dataclass(frozen=True)
+class ModelModalities:
+    """Which modalities the model uses: "used", or "not used: <why>" (a modality the checkpoint
+    did not learn from is masked before the model; `present` still says what the sensors saw)."""
+
+    text: str
+    audio: str
+    visual: str
+
+    def __post_init__(self) -> None:
+        for m in MODALITIES:
+            value = _string(f"model_modalities.{m}", getattr(self, m), non_empty=True, max_len=300)
+            why = value.removeprefix("not used: ")
+            if value != "used" and (why == value or not why or "\n" in why):
+                raise MessageError(f"model_modalities.{m} must be 'used' or 'not used: <why>'")
+
+
 _NESTED = {
+    "model_modalities": ModelModalities,
     "modality_weights": ModalityWeights,
     "present": Presence,
     "sources": SourceStates,
@@ -210,14 +228,16 @@ class _Message:
     def from_dict(cls, payload: Any) -> _Message:
         """Validate a decoded JSON object and build the message; raises MessageError."""
         names = tuple(f.name for f in fields(cls))
-        obj = _object(cls.TOPIC, payload, ("v", *names))
+        # Fields with a default were added within the schema version: a message may lack them.
+        optional = {f.name for f in fields(cls) if f.default is not MISSING}
+        obj = _object(cls.TOPIC, payload, ("v", *names), optional)
         if obj["v"] != SCHEMA_VERSION or isinstance(obj["v"], bool):
             raise MessageError(f"schema version {obj['v']!r}, expected {SCHEMA_VERSION}")
         kwargs: dict[str, Any] = {}
-        for name in names:
+        for name in (n for n in names if n in obj):
             value = obj[name]
             nested = _NESTED.get(name)
-            if nested is not None:
+            if nested is not None and not (name in optional and value is None):
                 keys = tuple(f.name for f in fields(nested))
                 value = nested(**_object(name, value, keys))
             kwargs[name] = value
@@ -315,6 +335,7 @@ class StatusMessage(_Message):
     sources: SourceStates
     sanitised: SanitisedCounts
     security: Security
+    model_modalities: ModelModalities | None = None  # added in v1; null: not known
 
     TOPIC = TOPIC_STATUS
 
@@ -333,6 +354,7 @@ class StatusMessage(_Message):
         _typed("sources", self.sources, SourceStates)
         _typed("sanitised", self.sanitised, SanitisedCounts)
         _typed("security", self.security, Security)
+        _optional(_typed, "model_modalities", self.model_modalities, ModelModalities)
 
 
 @dataclass(frozen=True)

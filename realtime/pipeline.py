@@ -106,6 +106,8 @@ class Pipeline:
         self.options = options
         self.sources = sources
         self.engine = engine
+        usage = getattr(engine, "model_modalities", None)  # set by a ModalityGate
+        self._model_modalities = messages.ModelModalities(**usage) if usage else None
         self.extractors = extractors
         self.publisher = publisher
         # Everything a message goes to: the publisher first, then recorders, LSL, ...
@@ -601,7 +603,7 @@ class Pipeline:
             sanitised=messages.SanitisedCounts(**{
                 **aligner.sanitised, "audio": aligner.sanitised["audio"] + self._raw_audio_sanitised
             }),
-            security=security,
+            security=security, model_modalities=self._model_modalities,
         )  # fmt: skip
         self._status_seq += 1
         self._emit(msg)
