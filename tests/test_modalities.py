@@ -151,3 +151,24 @@ def test_shipped_checkpoint_learned_words_and_voice_not_faces():
     assert record["presence"]["visual"] == 0.0
     assert record["presence"]["text"] >= 0.05 and record["presence"]["audio"] >= 0.05
     assert loaded.modality_usage["visual"].startswith("not used: checkpoint trained without faces")
+
+
+def test_evaluation_masks_what_the_checkpoint_did_not_learn(tmp_path):
+    """msrg.evaluate predicts as live use does: faces in the data do not reach a checkpoint
+    trained without them."""
+    from dataclasses import replace
+
+    from msrg.data import load_mmsa
+    from msrg.evaluate import predict_checkpoint
+    from msrg.modality_record import stamp
+    from msrg.train import predict
+
+    path = _unrecorded_checkpoint(tmp_path / "m.pt")
+    stamp(path, [_masked_set(tmp_path / "no_faces.pkl", visual_share=0.0)])
+    with_faces = load_mmsa(_masked_set(tmp_path / "faces.pkl", visual_share=1.0), ("valid",))
+    data = with_faces["valid"]
+    loaded = load_checkpoint(path)
+    got = predict_checkpoint(loaded, data)["final"]
+    faceless = replace(data, mask=data.mask * np.array([1, 1, 0], np.float32))
+    assert np.allclose(got, predict(loaded.model, faceless)["final"], atol=1e-6)
+    assert not np.allclose(got, predict(loaded.model, data)["final"], atol=1e-4)
