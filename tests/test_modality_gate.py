@@ -111,8 +111,13 @@ def test_shipped_checkpoint_uses_words_and_voice_only(setup: dict) -> None:
     assert usage["visual"].startswith("not used: checkpoint trained without faces")
 
 
-@pytest.mark.parametrize("kind", ["eager", "onnx"])
+@pytest.mark.parametrize("kind", ["eager", "onnx", pytest.param("tensorrt", marks=pytest.mark.gpu)])
 def test_steps_and_utterance_do_not_depend_on_the_face(setup: dict, kind: str) -> None:
+    if kind == "tensorrt":
+        from engines import tensorrt
+
+        if tensorrt.missing():
+            pytest.skip(f"TensorRT unavailable: {'; '.join(tensorrt.missing())}")
     gate, _ = load_live_engine(kind, DEFAULT_CHECKPOINT, _switched)
     assert gate.model_modalities == setup["loaded"].modality_usage
     face_i, face_w, face_final = _run(gate, setup["steps"]["face"])
