@@ -247,12 +247,14 @@ def test_dashboard_tells_not_used_from_not_seen(qtbot) -> None:
     seen = replace(step, present=messages.Presence(True, True, True))
     window.on_messages([replace(status, model_modalities=usage), seen])
     window.refresh()
-    assert pill.text() == "face: not used by this model"
+    assert pill.text() == "face unused"
+    assert window.pills.note.text().startswith("face: not used by this model (checkpoint trained")
+    assert not window.pills.note.isHidden()
     assert "seen in the newest step" in pill.toolTip() and "trained without faces" in pill.toolTip()
     unseen = replace(step, seq=step.seq + 1, present=messages.Presence(True, True, False))
     window.on_messages([replace(status, seq=status.seq + 1, model_modalities=None), unseen])
     window.refresh()
-    assert pill.text() == "no face"
+    assert pill.text() == "no face" and window.pills.note.isHidden()
 
 
 def test_status_field_is_additive_and_validated() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from realtime.messages import INTENSITY_MAX, MODALITIES, NEUTRAL_BAND, label_for
 from realtime.messages import UtteranceMessage as Utterance
@@ -141,8 +141,10 @@ class PresencePills(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        layout = QHBoxLayout()
+        column.addLayout(layout)
         self.pills: dict[str, QLabel] = {}
         for m in MODALITIES:
             pill = QLabel(m, self)
@@ -150,6 +152,11 @@ class PresencePills(QWidget):
             pill.setMinimumWidth(80)
             layout.addWidget(pill)
             self.pills[m] = pill
+        self.note = QLabel("", self)  # "face: not used by this model (why)"; hidden when empty
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(f"color: {MUTED}; font-style: italic;")
+        self.note.hide()
+        column.addWidget(self.note)
         self.set_state(None, None)
 
     def set_state(self, present: dict[str, bool] | None, weights: dict[str, float] | None,
@@ -162,11 +169,15 @@ class PresencePills(QWidget):
         if shown == getattr(self, "_shown", ()):
             return  # restyling re-polishes the widget: only when something changed
         self._shown = shown
+        note = "; ".join(f"{SENSE_NAMES[m]}: not used by this model "
+                         f"({unused[m].removeprefix('not used: ')})" for m in unused)
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
         for m, pill in self.pills.items():
             on = bool(present and present[m])
             if m in unused:
                 sensed = "seen" if on else "not seen"
-                pill.setText(f"{SENSE_NAMES[m]}: not used by this model")
+                pill.setText(f"{SENSE_NAMES[m]} unused")
                 pill.setStyleSheet(f"QLabel {{ background: {PANEL}; color: {MUTED};"
                                    f" border: 1px dashed {MUTED}; border-radius: 9px;"
                                    " padding: 3px 8px; font-style: italic; }")
