@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    dashboard = _dashboard_wanted(args)  # first: it may probe Qt in a child process
 
     import torch
 
@@ -226,7 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from realtime.session import Session, SessionError, console_line
 
-    dashboard = _dashboard_wanted(args)
     preview = None
     if dashboard and options.inputs.camera is not None:
         from ui.frame_slot import FrameSlot
@@ -292,6 +292,15 @@ def _dashboard_wanted(args: argparse.Namespace) -> bool:
     if not display_available():
         log.warning("no display found: running headless (use --headless to silence this line)")
         return False
+    # Qt aborts the whole process (SIGABRT) when it cannot load its platform plugin or reach the
+    # display; ask a child process first, before any model loads.
+    from ui.display_probe import probe_display
+
+    platform, problem = probe_display()
+    if problem is not None:
+        log.warning("dashboard unavailable: %s; running headless", problem)
+        return False
+    log.info("dashboard: Qt platform %s", platform)
     return True
 
 

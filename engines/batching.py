@@ -380,6 +380,11 @@ class StreamEngine(Engine):
     def truncated_utterances(self) -> int:
         return self._shared.engine.truncated_utterances
 
+    @property
+    def model_modalities(self) -> dict[str, str] | None:
+        """The wrapped engine's (a ModalityGate's) modality use, for status messages."""
+        return getattr(self._shared.engine, "model_modalities", None)
+
     def initial_state(self, batch_size: int = 1) -> EngineState:
         return self._shared.engine.initial_state(batch_size)
 

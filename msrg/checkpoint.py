@@ -3,6 +3,7 @@ from it. Every failure is a CheckpointError with a one-line, actionable message.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -11,13 +12,16 @@ from typing import Any
 
 import torch
 
-from msrg.config import MSRGConfig
+from msrg.config import MODALITIES, MSRGConfig
 from msrg.digest import file_digest
+from msrg.modalities import ModalityRecordError, check_record, modality_usage
 from msrg.model import MSRG
 from msrg.text_adapter import AdapterError, check_adapter
 
 FORMAT = "affect-monitor/msrg-checkpoint"
 FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+_UNRECORDED_SEEN: set[str] = set()  # digests already logged as lacking a modality record
 
 
 class CheckpointError(ValueError):
@@ -36,6 +40,22 @@ class LoadedCheckpoint:
     @property
     def config(self) -> MSRGConfig:
         return self.model.config
+
+    @property
+    def modality_record(self) -> dict[str, Any] | None:
+        """meta["modalities"] (msrg.modalities), None for a checkpoint saved before it existed."""
+        return self.meta.get("modalities")
+
+    @property
+    def trained_modalities(self) -> tuple[str, ...]:
+        """The modalities the model learned from; all of them when the checkpoint has no record."""
+        record = self.modality_record
+        return MODALITIES if record is None else tuple(record["trained"])
+
+    @property
+    def modality_usage(self) -> dict[str, str]:
+        """Per modality "used" or "not used: <why>" (see msrg.modalities.modality_usage)."""
+        return modality_usage(self.modality_record)
 
 
 def save_checkpoint(
@@ -103,8 +123,27 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             check_adapter(adapter)
         except AdapterError as exc:
             raise CheckpointError(f"checkpoint {path}: {exc}; re-copy it or retrain") from None
-    return LoadedCheckpoint(model=model, path=path, digest=file_digest(path), meta=payload["meta"],
-                            text_adapter=adapter)  # fmt: skip
+    loaded = LoadedCheckpoint(model=model, path=path, digest=file_digest(path),
+                              meta=payload["meta"], text_adapter=adapter)  # fmt: skip
+    _check_modalities(loaded)
+    return loaded
+
+
+def _check_modalities(loaded: LoadedCheckpoint) -> None:
+    """Refuse a malformed modality record; say once per file when there is none."""
+    record = loaded.modality_record
+    if record is not None:
+        try:
+            check_record(record)
+        except ModalityRecordError as exc:
+            raise CheckpointError(f"checkpoint {loaded.path}: {exc}; re-stamp it with "
+                                  "python -m msrg.modality_record") from None  # fmt: skip
+        return
+    if loaded.digest not in _UNRECORDED_SEEN:
+        _UNRECORDED_SEEN.add(loaded.digest)
+        log.warning("checkpoint %s has no modality record: all modalities (%s) are assumed "
+                    "trained; stamp it with python -m msrg.modality_record", loaded.path,
+                    ", ".join(MODALITIES))  # fmt: skip
 
 
 def check_feature_dims(config: MSRGConfig, dims: dict[str, int], what: str, where: str) -> None:

@@ -55,11 +55,15 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS, folds: int = 5,
 def predict_checkpoint(loaded, data) -> dict[str, np.ndarray]:  # noqa: ANN001
     """Utterance-level predictions of every segment (SIM final, ULF, time-step summary);
     `loaded` is a msrg.checkpoint.LoadedCheckpoint."""
+    from dataclasses import replace
+
     from msrg.checkpoint import check_feature_dims
+    from msrg.modalities import use_mask
     from msrg.train import predict
 
     check_feature_dims(loaded.config, data.dims, f"checkpoint {loaded.path}", "the built features")
-    return predict(loaded.model, data)
+    # As in live use (engines/modality_gate.py): what the checkpoint did not learn from is absent.
+    return predict(loaded.model, replace(data, mask=data.mask * use_mask(loaded.modality_usage)))
 
 
 def main(argv: list[str] | None = None) -> int:

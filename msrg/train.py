@@ -28,6 +28,7 @@ from msrg.checkpoint import CheckpointError, check_feature_dims, save_checkpoint
 from msrg.config import MODALITIES, MSRGConfig, preset
 from msrg.data import DataFormatError, SequenceSet, concat_sets, load_mmsa
 from msrg.metrics import format_table, json_safe, regression_metrics
+from msrg.modalities import modality_record
 from msrg.model import MSRG
 from msrg.text_adapter import AdapterError, adapter_digest, load_adapter
 
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         "data": [str(d) for d in args.data], "preset": args.preset, "options": asdict(options),
         "best_epoch": result.best_epoch, "metrics": json_safe(result.metrics),
         "trained_s": round(time.time() - started, 1),
+        # Which modalities the model learned from; live use masks the others (msrg/modalities.py).
+        "modalities": modality_record(splits["train"].mask, splits["train"].valid),
     }  # fmt: skip
     save_checkpoint(result.model, out, meta, text_adapter=text_adapter)
     metrics_path = (

@@ -147,7 +147,25 @@ class Security:
         return not self.loopback and not self.curve
 
 
+@dataclass(frozen=True)
+class ModelModalities:
+    """Which modalities the model uses: "used", or "not used: <why>" (a modality the checkpoint
+    did not learn from is masked before the model; `present` still says what the sensors saw)."""
+
+    text: str
+    audio: str
+    visual: str
+
+    def __post_init__(self) -> None:
+        for m in MODALITIES:
+            value = _string(f"model_modalities.{m}", getattr(self, m), non_empty=True, max_len=300)
+            why = value.removeprefix("not used: ")
+            if value != "used" and (why == value or not why or "\n" in why):
+                raise MessageError(f"model_modalities.{m} must be 'used' or 'not used: <why>'")
+
+
 _NESTED = {
+    "model_modalities": ModelModalities,
     "modality_weights": ModalityWeights,
     "present": Presence,
     "sources": SourceStates,
@@ -285,6 +303,7 @@ class StatusMessage(_Message):
     sanitised: SanitisedCounts
     security: Security
     calibration: Calibration | None = None  # the per-person baseline's state
+    model_modalities: ModelModalities | None = None  # added in v1; null: not known
 
     TOPIC = TOPIC_STATUS
 
@@ -304,6 +323,7 @@ class StatusMessage(_Message):
         _typed("sanitised", self.sanitised, SanitisedCounts)
         _typed("security", self.security, Security)
         _typed_or_none("calibration", self.calibration, Calibration)
+        _typed_or_none("model_modalities", self.model_modalities, ModelModalities)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,8 @@ class Pipeline:
         self.options = options
         self.sources = sources
         self.engine = engine
+        usage = getattr(engine, "model_modalities", None)  # set by a ModalityGate
+        self._model_modalities = messages.ModelModalities(**usage) if usage else None
         self.extractors = extractors
         self.publisher = publisher
         # Everything a message goes to: the publisher first, then recorders, LSL, ...
@@ -624,6 +626,7 @@ class Pipeline:
                 **aligner.sanitised, "audio": aligner.sanitised["audio"] + self._raw_audio_sanitised
             }),
             security=security, calibration=self._calibration(),
+            model_modalities=self._model_modalities,
         )  # fmt: skip
         self._status_seq += 1
         self._emit(msg)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from engines.base import Engine
+from engines.modality_gate import ModalityGate
 from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
 from realtime.clock import StreamClock
 from realtime.engine_fallback import FallbackEngine, fallback_kind
@@ -125,14 +127,19 @@ def check_text_adapter(extractors: Extractors, adapter: dict | None, checkpoint:
 
 def load_live_engine(
     kind: str, checkpoint: Path, on_switch: Callable[[str], None], triton_url: str | None = None
-) -> tuple[FallbackEngine, dict | None]:
+) -> tuple[ModalityGate, dict | None]:
     """The requested engine for `checkpoint`, checked against the live features and wrapped so
     that a run-time failure switches once to the next back-end (realtime/engine_fallback.py),
     with the checkpoint's text adapter (the word embedder must carry it). One line
-    (SessionError) when the checkpoint or the engine cannot serve."""
+    (SessionError) when the checkpoint or the engine cannot serve.
+
+    Outermost, a ModalityGate (engines/modality_gate.py) masks the modalities the checkpoint did
+    not learn from, before any back-end, the fallback or a shared batched engine sees a step or
+    an utterance; the log says once which modalities the model uses."""
     from engines import load_engine
     from engines.base import EngineError
     from msrg.checkpoint import CheckpointError, check_feature_dims, load_checkpoint
+    from msrg.modalities import describe_usage
 
     try:
         # The model is small: reading it twice costs milliseconds and refuses a checkpoint
@@ -146,7 +153,9 @@ def load_live_engine(
     log.info("engine: %s (%s)", engine.name, engine.selection_note)
     next_kind = fallback_kind(engine.name)
     load_next = (lambda: load_engine(next_kind, checkpoint)) if next_kind else None
-    return FallbackEngine(engine, load_next, on_switch=on_switch), loaded.text_adapter
+    log.info("model modalities: %s", describe_usage(loaded.modality_usage))
+    gate = ModalityGate(FallbackEngine(engine, load_next, on_switch=on_switch), loaded.modality_usage)
+    return gate, loaded.text_adapter
 
 
 class Session:
@@ -220,7 +229,7 @@ class Session:
         if self.recorder is not None:
             self.pipeline.on_baseline = self.recorder.write_baseline
 
-    def _load_engine(self) -> FallbackEngine:
+    def _load_engine(self) -> Engine:
         o = self.options
         engine, self._text_adapter = load_live_engine(
             o.engine, o.checkpoint, self._engine_switched, triton_url=o.triton_url

@@ -4,7 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(libportaudio2 ffmpeg espeak-ng libxcb-cursor0 libxkbcommon-x11-0 libegl1 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3)
+APT_PKGS=(libportaudio2 ffmpeg espeak-ng libegl1 libgl1 libglib2.0-0 libfontconfig1 libdbus-1-3)
+# Everything `ldd` lists for PyQt6's xcb platform plugin (Qt6/plugins/platforms/libqxcb.so) beyond
+# the above; without one of them Qt aborts the dashboard on a real X display. xvfb: a virtual
+# display for the desktop test (tests/test_desktop.py) and for headless machines.
+APT_PKGS+=(libx11-6 libx11-xcb1 libxcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
+           libxcb-randr0 libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-shm0 libxcb-sync1
+           libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon0 libxkbcommon-x11-0 xvfb)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -37,5 +43,11 @@ if [ ! -f .venv/triton-site/.complete ]; then
         > .venv/triton-site.log 2>&1 \
         && touch .venv/triton-site/.complete \
         || echo "setup: the Triton server bundle did not install; its tests will be skipped" >&2
+fi
+# Check, not assume: a library Qt's xcb plugin needs and cannot find makes the dashboard abort.
+XCB_PLUGIN=$(ls .venv/lib/python3*/site-packages/PyQt6/Qt6/plugins/platforms/libqxcb.so 2>/dev/null | head -n 1 || true)
+if [ -n "$XCB_PLUGIN" ] && command -v ldd >/dev/null; then
+    gaps=$(ldd "$XCB_PLUGIN" | awk '/not found/ {print $1}' | sort -u | tr '\n' ' ')
+    [ -z "$gaps" ] || echo "setup: Qt's xcb plugin still lacks: $gaps-- the dashboard will fall back to headless on X" >&2
 fi
 echo "setup: environment ready in .venv"

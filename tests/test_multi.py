@@ -13,6 +13,7 @@ import torch
 import zmq
 
 from engines import StepInputs, load_engine
+from engines.modality_gate import ModalityGate
 from msrg.checkpoint import load_checkpoint, save_checkpoint
 from msrg.model import MSRG
 from realtime import messages
@@ -151,7 +152,8 @@ def test_two_streams_share_one_engine_and_publish_apart(
         sub.close(linger=0)
         assert seen == {sessions[k]}  # each socket carries its own stream only
 
-    alone = load_engine("eager", checkpoint)
+    # Alone means the same engine a live session uses: behind the checkpoint's modality gate.
+    alone = ModalityGate(load_engine("eager", checkpoint), load_checkpoint(checkpoint).modality_usage)
     transcripts = []
     for k, session in enumerate(multi.sessions):
         assert all(m.session == sessions[k] for m in got[k])

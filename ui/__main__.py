@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
             "no display (DISPLAY/WAYLAND_DISPLAY unset); set QT_QPA_PLATFORM=offscreen to run "
             "without one")
         return 2
+    from ui.display_probe import probe_display
+
+    _platform, problem = probe_display()  # Qt would abort this process instead of raising
+    if problem is not None:
+        logging.getLogger("ui").error("cannot open the dashboard: %s", problem)
+        return 2
     return run_dashboard(options)
 
 

@@ -77,6 +77,7 @@ def run_dashboard(
         log.error("%s", exc)
         return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    log.info("dashboard window on Qt platform %s", app.platformName())
     window = DashboardWindow(History(), title=f"{options.title} — {options.connect}",
                              preview=preview)
     try:

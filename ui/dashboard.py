@@ -30,7 +30,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from realtime.messages import NEUTRAL_BAND, MarkerMessage, Message, UtteranceMessage
+from realtime.messages import NEUTRAL_BAND, MarkerMessage, Message, StatusMessage, UtteranceMessage
 from ui.history import WINDOWS_S, History, write_utterances_csv
 from ui.plot_items import LineOverlay
 from ui.preview import CameraPreview, FrameSlot
@@ -332,7 +332,7 @@ class DashboardWindow(StatusBarMixin, QMainWindow):
                              provisional=step is not None and not step.final)
         self.pills.set_state(
             None if step is None else vars(step.present),
-            None if step is None else vars(step.modality_weights))
+            None if step is None else vars(step.modality_weights), _unused(h.status))
         if h.utterance_version != self._drawn_utterances:
             self._drawn_utterances = h.utterance_version
             rows = h.utterances()
@@ -398,3 +398,10 @@ def _intensity_title() -> str:
             f"&nbsp;<span style='color:{PROVISIONAL_PEN}'>┅ provisional</span>"
             f"&nbsp;&nbsp;utterances: {spans}"
             f"&nbsp;&nbsp;<span style='color:{MARKER_PEN}'>┆ marker</span>")
+
+
+def _unused(status: StatusMessage | None) -> dict[str, str]:
+    """Modalities the model does not use, with why (the status's model_modalities)."""
+    use = None if status is None else status.model_modalities
+    return {} if use is None else {m: v for m, v in vars(use).items() if v != "used"}
+

@@ -6,7 +6,7 @@ from typing import Any
 
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from realtime.messages import INTENSITY_MAX, MODALITIES, NEUTRAL_BAND, label_for
 from realtime.messages import UtteranceMessage as Utterance
@@ -130,13 +130,21 @@ class IntensityGauge(QWidget):
         p.end()
 
 
+# What each modality is to a user: "no face" (the camera saw none) differs from "face: not used
+# by this model" (the checkpoint never learned from faces; the model is not shown them).
+SENSE_NAMES = {"text": "words", "audio": "voice", "visual": "face"}
+
+
 class PresencePills(QWidget):
-    """One pill per modality: lit when present in the newest step, with its fusion weight."""
+    """One pill per modality: lit when present in the newest step, with its fusion weight;
+    outlined, and saying so, when the model does not use the modality at all."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        layout = QHBoxLayout()
+        column.addLayout(layout)
         self.pills: dict[str, QLabel] = {}
         for m in MODALITIES:
             pill = QLabel(m, self)
@@ -144,18 +152,40 @@ class PresencePills(QWidget):
             pill.setMinimumWidth(80)
             layout.addWidget(pill)
             self.pills[m] = pill
+        self.note = QLabel("", self)  # "face: not used by this model (why)"; hidden when empty
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(f"color: {MUTED}; font-style: italic;")
+        self.note.hide()
+        column.addWidget(self.note)
         self.set_state(None, None)
 
-    def set_state(self, present: dict[str, bool] | None, weights: dict[str, float] | None) -> None:
-        shown = None if present is None else tuple(
-            (present[m], round(weights[m], 2) if weights else None) for m in MODALITIES)
+    def set_state(self, present: dict[str, bool] | None, weights: dict[str, float] | None,
+                  unused: dict[str, str] | None = None) -> None:
+        """unused: modality -> why the model does not use it (the status's model_modalities)."""
+        unused = unused or {}
+        shown = (None if present is None else tuple(
+            (present[m], round(weights[m], 2) if weights else None) for m in MODALITIES),
+            tuple(sorted(unused.items())))
         if shown == getattr(self, "_shown", ()):
             return  # restyling re-polishes the widget: only when something changed
         self._shown = shown
+        note = "; ".join(f"{SENSE_NAMES[m]}: not used by this model "
+                         f"({unused[m].removeprefix('not used: ')})" for m in unused)
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
         for m, pill in self.pills.items():
             on = bool(present and present[m])
+            if m in unused:
+                sensed = "seen" if on else "not seen"
+                pill.setText(f"{SENSE_NAMES[m]} unused")
+                pill.setStyleSheet(f"QLabel {{ background: {PANEL}; color: {MUTED};"
+                                   f" border: 1px dashed {MUTED}; border-radius: 9px;"
+                                   " padding: 3px 8px; font-style: italic; }")
+                pill.setToolTip(f"{m} ({sensed} in the newest step) is masked before the model: "
+                                f"{unused[m]}")
+                continue
             weight = f" {weights[m]:.0%}" if weights is not None else ""
-            pill.setText(f"{m}{weight}" if on else f"no {m}")
+            pill.setText(f"{m}{weight}" if on else f"no {SENSE_NAMES[m]}")
             bg = MODALITY_COLOURS[m] if on else PANEL
             fg = "#0d1117" if on else MUTED
             pill.setStyleSheet(f"QLabel {{ background: {bg}; color: {fg}; border-radius: 9px;"
