@@ -277,10 +277,17 @@ def console_line(pipeline: Pipeline) -> str:
     s = pipeline.stats
     p50, p95 = s.latency_percentiles()
     lat = f"{p50:.0f}/{p95:.0f} ms" if p50 is not None else "-"
-    return (
+    line = (
         f"t={pipeline.clock.now():6.1f}s steps={s.steps_published} utterances={s.utterances_published} "
         f"frames={s.frames_processed} latency p50/p95={lat} errors={s.errors}"
     )
+    calibration = pipeline.readouts.calibration() if pipeline.readouts is not None else None
+    if calibration is not None and calibration["state"] != "off":
+        state = calibration["state"]
+        if state == "calibrating":
+            state += f" {100 * calibration['progress']:.0f}%"
+        line += f" baseline={state}"
+    return line
 
 
 def exit_past_busy_workers(code: int) -> None:

@@ -179,6 +179,8 @@ def test_readouts_follow_presence_and_the_baseline(run):
     assert states.index("ready") == len(states) - states[::-1].index("calibrating")
     last = statuses[-1].calibration
     assert last.face_s >= BASELINE_S and last.voice_s >= BASELINE_S and not last.loaded
+    console = [line for line in run["output"].splitlines() if line.startswith("t=")]
+    assert console and console[-1].endswith("baseline=ready"), console[-1:]  # the headless line
     face_ready = int(round(BASELINE_S * 10)) - 1  # the face's baseline completes at this step
     assert all(m.face.baseline is None for m in faced[:face_ready])
     assert all(m.face.baseline is not None for m in faced[face_ready:])
