@@ -5,12 +5,13 @@
 For each engine, batch size B in (1, 8, 64) and CPU threads in (1, all): p50/p95/p99 of one
 `engine.step` call (state carried, inputs pre-built), calls per second and stream-steps per
 second (B x calls), and the p50 ratio against eager PyTorch at the same B and threads. Where CUDA
-exists, eager on the GPU and TensorRT fp32/fp16 are measured as well. Without --checkpoint a
-random-init model of the live configuration is used: latency does not depend on the weights.
+exists, eager on the GPU and TensorRT fp32/fp16 are measured as well. The checkpoint defaults to
+the shipped one (msrg/weights/msrg-live.pt); `--checkpoint random` measures a random-init model
+of the default configuration instead. The result records the checkpoint's path, digest and dims.
 
 Engines are measured in alternating rounds (eager, onnx, eager, onnx, ...) at each setting, so a
 neighbour process that loads the CPU for a while slows every engine alike and the ratios hold.
-Writes benchmarks/results/engines.json with the machine's description and load average.
+Appends a run to benchmarks/results/engines.json (machine, load before and after, busy flag).
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import describe, write_result
+from benchmarks.machine import checkpoint_info, describe, load_line, start_run, write_result
 from engines import Engine, EngineError, StepInputs, load_engine
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "msrg" / "weights" / "msrg-live.pt"
 
 log = logging.getLogger("benchmarks.engines")
 BATCH_SIZES = (1, 8, 64)
@@ -50,7 +53,6 @@ def machine() -> dict:
         **describe(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -141,7 +143,7 @@ def gpu_engines(ckpt: Path, batch: int) -> dict[str, Engine]:
 def run(options: BenchOptions) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = options.checkpoint
-        if ckpt is None:
+        if str(ckpt) == "random":
             import torch
 
             from msrg.checkpoint import save_checkpoint
@@ -150,6 +152,8 @@ def run(options: BenchOptions) -> dict:
             torch.manual_seed(0)
             ckpt = save_checkpoint(MSRG().eval(), Path(tmp) / "bench.pt")
         report: dict = {"machine": machine(), "engines": {}, "targets": {}}
+        report["checkpoint"] = checkpoint_info(ckpt)  # while a temporary one still exists
+        report["config"] = load_engine("eager", ckpt).config.to_dict()
         all_threads = os.cpu_count() or 1
         thread_settings = sorted({1, all_threads})
         for threads in thread_settings:
@@ -163,7 +167,6 @@ def run(options: BenchOptions) -> dict:
             for name, row in (measure(engines, batch, options) if engines else {}).items():
                 report["engines"].setdefault(name, {}).setdefault(f"B{batch}", {})["gpu"] = row
     add_ratios(report)
-    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     onnx_b1 = report["engines"].get("onnx", {}).get("B1", {}).get("threads_1")
     if onnx_b1:
         report["targets"] = {
@@ -219,17 +222,24 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="engine step latency")
-    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT,
+                        help="default: the shipped checkpoint; 'random': a random-init model")
     parser.add_argument("--seconds", type=float, default=2.0, help="per engine and setting")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if str(args.checkpoint) != "random" and not args.checkpoint.is_file():
+        parser.error(f"checkpoint {args.checkpoint} does not exist; pass --checkpoint FILE or random")
+    start_run()
     report = run(BenchOptions(args.checkpoint, args.seconds, args.rounds))
     print_report(report)
-    # write_result adds describe() as "machine"; versions and load averages go under "run".
+    print(load_line())
+    # write_result adds the machine, load and checkpoint; versions go under "versions".
+    checkpoint = report.pop("checkpoint")
     payload = {k: v for k, v in report.items() if k != "machine"}
-    payload["run"] = {k: v for k, v in report["machine"].items() if k not in describe()}
-    path = write_result("engines", payload)
+    payload["versions"] = {k: v for k, v in report["machine"].items() if k not in describe()}
+    path = write_result("engines", payload, checkpoint=checkpoint,
+                        engine="every available engine (rows)", threads="per row")  # fmt: skip
     log.warning("wrote %s", path)
     return 0
 

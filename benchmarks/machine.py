@@ -78,10 +78,11 @@ def git_commit() -> str:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def checkpoint_info(path: str | Path | None) -> dict | None:
-    """Path (relative to the repository when inside it), sha256 and model dims of a checkpoint."""
-    if path is None:
-        return None
+def checkpoint_info(path: str | Path | dict | None) -> dict | None:
+    """Path (relative to the repository when inside it), sha256 and model dims of a checkpoint.
+    Call it while a temporary checkpoint still exists; a dict is taken as already described."""
+    if path is None or isinstance(path, dict):
+        return path
     path = Path(path).resolve()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     try:
@@ -89,6 +90,8 @@ def checkpoint_info(path: str | Path | None) -> dict | None:
     except ValueError:
         shown = str(path)
     info: dict = {"path": shown, "sha256": digest}
+    if not path.is_relative_to(ROOT):
+        info["note"] = "outside the repository (a temporary random-init model, or a user's file)"
     try:
         import torch
 
@@ -155,8 +158,8 @@ def latest(name: str) -> dict:
 
 
 def write_result(
-    name: str, payload: dict, checkpoint: str | Path | None = None, engine: str | None = None,
-    threads: int | None = None,
+    name: str, payload: dict, checkpoint: str | Path | dict | None = None, engine: str | None = None,
+    threads: int | str | None = None,
 ) -> Path:  # fmt: skip
     """Append this run (metadata + payload) to NAME.json, keeping the earlier runs."""
     run = dict(current_run())

@@ -191,9 +191,8 @@ def main(argv: list[str] | None = None) -> None:
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
         result = soak(args.minutes, not args.fast, checkpoint, trace=args.tracemalloc)
-        shown_checkpoint = checkpoint if checkpoint.parent != Path(tmp) else None
         name = "soak" if result["mode"] == "fast" else "soak-realtime"
-        path = write_result(name, result, checkpoint=shown_checkpoint, engine="onnx", threads=1)
+        path = write_result(name, result, checkpoint=checkpoint, engine="onnx", threads=1)
     m = run["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores; {result['mode']} replay, "
           f"{result['speed_x_realtime']}x real time")  # fmt: skip
