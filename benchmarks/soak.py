@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -123,6 +124,11 @@ def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False) 
                 "step_latency_p95_ms": round(float(np.percentile(latencies, 95)), 1)
                 if latencies else None,
                 "errors": pipeline.stats.errors,
+                # Backlog: items the core thread has not taken yet, final transcripts waiting
+                # for Whisper. Memory that tracks these is work queued on a slow machine.
+                "core_queue": pipeline._core_q.qsize(),
+                "asr_finals_waiting": len(pipeline._asr._inbox._finals),
+                "load_1min": round(os.getloadavg()[0], 2),
             }  # fmt: skip
             if trace:
                 row["python_heap_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
@@ -175,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="replay as fast as it decodes (default: paced at real time, live)")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="trace Python allocations: heap per minute, largest growths")
+    parser.add_argument("--name", default=None,
+                        help="result file name (default: soak-realtime, or soak with --fast)")
     parser.add_argument("--checkpoint", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.minutes <= 0:
@@ -191,14 +199,16 @@ def main(argv: list[str] | None = None) -> None:
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
         result = soak(args.minutes, not args.fast, checkpoint, trace=args.tracemalloc)
-        name = "soak" if result["mode"] == "fast" else "soak-realtime"
+        name = args.name or ("soak" if result["mode"] == "fast" else "soak-realtime")
         path = write_result(name, result, checkpoint=checkpoint, engine="onnx", threads=1)
     m = run["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores; {result['mode']} replay, "
           f"{result['speed_x_realtime']}x real time")  # fmt: skip
-    print_table(["minute", "RSS MB", "stream s", "steps", "latency p50 ms", "p95 ms", "errors"],
+    print_table(["minute", "RSS MB", "stream s", "steps", "latency p50 ms", "p95 ms", "errors",
+                 "core queue", "load"],
                 [[r["minute"], r["rss_mb"], r["stream_s"], r["steps"], r["step_latency_p50_ms"],
-                  r["step_latency_p95_ms"], r["errors"]] for r in result["per_minute"]])  # fmt: skip
+                  r["step_latency_p95_ms"], r["errors"], r.get("core_queue"), r.get("load_1min")]
+                 for r in result["per_minute"]])  # fmt: skip
     growth = result["peak_rss_growth"]
     if growth is not None:
         print(f"peak RSS growth after the first minute: {growth:+.1%} at minute "
