@@ -29,13 +29,14 @@ def _f(x: float | None, digits: int = 1) -> str:
 
 
 def _load(run: dict) -> str:
-    def one(v):
-        return "not recorded" if not v else f"{v[0]:.2f}"
-
+    """'load 0.91 -> 1.09 (not busy)', with BUSY when the load exceeded the cores."""
+    before, after = run.get("load_before"), run.get("load_after")
+    if not before and not after:
+        return "load not recorded"
+    one = [f"{v[0]:.2f}" if v else "?" for v in (before, after)]
     busy = run.get("busy")
-    flag = "busy: load above the core count" if busy else ("not busy" if busy is False else
-                                                          "busy flag not recorded")  # fmt: skip
-    return f"load average {one(run.get('load_before'))} before, {one(run.get('load_after'))} after ({flag})"
+    flag = "**busy**" if busy else ("not busy" if busy is False else "busy not recorded")
+    return f"load {one[0]} -> {one[1]} ({flag})"
 
 
 def provenance(run: dict) -> str:
@@ -67,7 +68,7 @@ def _table(headers: list[str], rows: list[list]) -> str:
 
 def demo() -> str:
     run = _latest("demo")
-    lines = [u["line"] for u in run["utterances"][:3]]
+    lines = [u["line"] for u in run["utterances"][:4]]
     return "```\n" + "\n".join(lines) + "\n```\n\n" + provenance(run)
 
 
@@ -91,18 +92,30 @@ def engines() -> str:
             r = per_setting.get("threads_1") or per_setting.get("gpu")
             if r is None:
                 continue
-            x = r["speedup_vs_eager"]
+            x, cx = r["speedup_vs_eager"], r.get("cpu_speedup_vs_eager")
+            cpu = r.get("cpu_p50_ms")
             rows.append([name, batch[1:], "1" if "threads_1" in per_setting else "GPU",
                          f"{r['p50_ms']:.3f}", f"{r['p95_ms']:.3f}", f"{r['p99_ms']:.3f}",
-                         f"{r['steps_per_s']:.0f}", "-" if x is None else f"{x:.1f}x"])  # fmt: skip
-    text = _table(["engine", "B", "threads", "p50 ms", "p95 ms", "p99 ms", "steps/s", "vs eager"],
-                  rows) + "\n\n" + provenance(run)  # fmt: skip
+                         f"{r['steps_per_s']:.0f}", "-" if x is None else f"{x:.1f}x",
+                         "-" if cpu is None else f"{cpu:.3f}",
+                         "-" if cx is None else f"{cx:.1f}x"])  # fmt: skip
+    text = _table(["engine", "B", "threads", "p50 ms", "p95 ms", "p99 ms", "steps/s", "vs eager",
+                   "CPU p50 ms", "vs eager (CPU)"], rows) + "\n\n" + provenance(run)  # fmt: skip
     t = run.get("targets") or {}
     if t:
         verdict = "met" if t["met"] else "**missed**"
         text += (f"\n\nTarget (ONNX Runtime, B = 1, 1 thread: p50 < {t['onnx_b1_p50_target_ms']}"
                  f" ms and at least {t['onnx_b1_speedup_target']:.0f}x eager): p50 "
-                 f"{t['onnx_b1_p50_ms']:.3f} ms, {t['onnx_b1_speedup_vs_eager']:.2f}x, {verdict}.")
+                 f"{t['onnx_b1_p50_ms']:.3f} ms, {t['onnx_b1_speedup_vs_eager']:.2f}x, {verdict}")
+        if "met_on_cpu_time" in t:
+            text += (f"; on CPU time p50 {t['onnx_b1_cpu_p50_ms']:.3f} ms, "
+                     f"{t['onnx_b1_cpu_speedup_vs_eager']:.2f}x, "
+                     f"{'met' if t['met_on_cpu_time'] else '**missed**'}")
+        text += "."
+        if run.get("busy"):
+            text += (" The machine was busy (load above its cores), which slows the two engines "
+                     "by different factors, so this run's ratios are not a clean measurement; "
+                     "compare the quiet run in the history below.")
     history = []
     for r in read_runs("engines"):
         b1 = r.get("engines", {}).get("onnx", {}).get("B1", {}).get("threads_1")
