@@ -391,6 +391,9 @@ class Pipeline:
 
     def _on_asr(self, result: AsrResult) -> None:
         """On the ASR thread: embed the words here, off the core thread."""
+        if result.dropped:  # its utterance closes without words rather than hold every step
+            self.stats.error(f"speech recognition fell behind: segment {result.segment_id} "
+                             f"({result.t_start_s:.1f}-{result.t_end_s:.1f} s) has no words")  # fmt: skip
         try:
             embedded = self.extractors.words.embed_words(list(result.words))
         except Exception as exc:
