@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-stamp
 
-.PHONY: demo test lint bench setup clean-venv gpu-check
+.PHONY: demo test lint bench figures setup clean-venv gpu-check
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -24,6 +24,13 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.pipeline
 	$(PY) -m benchmarks.multistream
 	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks.dashboard
+	$(PY) -m benchmarks.readme_figures --write
+
+# After a new checkpoint: rerun the demo for the README's example output, then rewrite the
+# README's figure blocks from benchmarks/results/*.json (tests/test_readme_figures.py checks them).
+figures: $(STAMP)
+	$(PY) -m benchmarks.demo_output
+	$(PY) -m benchmarks.readme_figures --write
 
 # The GPU half (TensorRT parity and speed) in its own .venv-gpu; one line and exit 2 without a GPU.
 gpu-check:

@@ -22,7 +22,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import platform
 import socket
 import sys
 import time
@@ -119,21 +118,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def machine() -> dict[str, object]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """What the shared run record (benchmarks.machine) does not already say."""
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
-    return {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu_model": model, "cpu_count": os.cpu_count(), "cpus_usable": usable,
-            "qt_platform": os.environ.get("QT_QPA_PLATFORM", "")}
+    return {"cpus_usable": usable, "qt_platform": os.environ.get("QT_QPA_PLATFORM", "")}
 
 
 def run(opts: BenchOptions) -> dict[str, object]:
@@ -249,7 +239,6 @@ def run(opts: BenchOptions) -> dict[str, object]:
                                    "p95": percentile(lateness_ms, 95),
                                    "max": max(lateness_ms, default=float("nan"))},
         "gui_thread_busy_fraction": gui_busy_s / wall,
-        "load_average_1min_at_end": os.getloadavg()[0],
         "dashboard_cpu_percent": 100 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system))
         / wall,
         "points_drawn": len(window.final_curve.getData()[0]),
@@ -263,8 +252,13 @@ def main() -> int:
     parser.add_argument("--endpoint", default="", help="default: a free loopback port")
     parser.add_argument("--window", type=float, default=BenchOptions.window_s,
                         help="plot window in seconds (default: the longest, 300)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/dashboard.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write only this file (default: append a run to "
+                             "benchmarks/results/dashboard.json)")  # fmt: skip
     args = parser.parse_args()
+    from benchmarks.machine import load_line, start_run, write_result
+
+    start_run()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     result = run(BenchOptions(duration_s=args.duration, window_s=args.window,
@@ -272,8 +266,13 @@ def main() -> int:
     if not result["messages_sent"]:
         log.error("the publisher sent nothing (see its error above); no result written")
         return 1
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        out = args.out
+    else:
+        result["options"]["endpoint"] = ""  # a free port, different every run
+        out = write_result("dashboard", result, engine="none (dashboard only)")
     f, lag = result["frame_ms"], result["lag_ms"]
     rows = [
         ("messages sent / received", f"{result['messages_sent']} / {result['messages_received']}"),
@@ -281,8 +280,9 @@ def main() -> int:
         (f"points in the {args.window:.0f} s plot", str(result["points_drawn"])),
         ("frame ms p50 / p95 / max", f"{f['p50']:.1f} / {f['p95']:.1f} / {f['max']:.1f}"),
         ("frame CPU ms p50 / p95", "{p50:.1f} / {p95:.1f}".format(**result["frame_cpu_ms"])),
-        ("frame ms p95 steady / burst", f"{result['frame_ms_steady']['p95']:.1f} / "
-                                        f"{result['frame_ms_burst']['p95']:.1f}"),
+        ("frame ms p50 / p95 steady", "{p50:.1f} / {p95:.1f}".format(
+            **result["frame_ms_steady"])),
+        ("frame ms p50 / p95 burst", "{p50:.1f} / {p95:.1f}".format(**result["frame_ms_burst"])),
         ("drain ms p50 / p95 / max", "{p50:.2f} / {p95:.2f} / {max:.2f}".format(
             **result["drain_ms"])),
         ("lag ms p50 / p95 / p99 / max", f"{lag['p50']:.0f} / {lag['p95']:.0f} / "
@@ -291,13 +291,12 @@ def main() -> int:
             **result["event_loop_lateness_ms"])),
         ("GUI thread busy", f"{100 * result['gui_thread_busy_fraction']:.0f} %"),
         ("dashboard CPU", f"{result['dashboard_cpu_percent']:.0f} % of one core"),
-        ("machine", f"{result['machine']['cpu_model']}, {result['machine']['cpus_usable']} CPUs,"
-                    f" load {result['load_average_1min_at_end']:.1f}"),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")  # the benchmark table is this script's output
-    print(f"wrote {args.out}")
+    print(load_line())
+    print(f"wrote {out}")
     return 0
 
 

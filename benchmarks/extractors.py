@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import describe, print_table, write_result
+from benchmarks.machine import describe, print_table, start_run, write_result
 from realtime.tts import silence, synthesize_speech
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, VideoFrame
 
@@ -201,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)  # two spinning intra-op threads on a busy 2-core box cost ~50x
+    start_run()
     track, segments = _speech()
     blocks = _blocks(track)
     rows: dict[str, dict] = {"voice": bench_voice(blocks), "vad": bench_vad(blocks)}
@@ -282,8 +282,8 @@ def main(argv: list[str] | None = None) -> None:
             "camera_fps": CAMERA_FPS,
             "audio_block_s": BLOCK_S,
             "speech_s": round(len(track) / SAMPLE_RATE_HZ, 3),
-            "load_average_1m": round(os.getloadavg()[0], 2),
         },
+        engine="extractors (no MSRG engine)", threads=1,
     )
     print(f"wrote {path}")
     print(describe())

@@ -31,7 +31,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.machine import describe, percentiles_ms, print_table, write_result
+from benchmarks.machine import (
+    checkpoint_info,
+    describe,
+    percentiles_ms,
+    print_table,
+    start_run,
+    write_result,
+)
 from realtime import messages
 from realtime.multi import MultiOptions, MultiSession, SharedModels
 from realtime.pipeline import Pipeline, PipelineOptions
@@ -138,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # as main.py does
+    start_run()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
         if not checkpoint.is_file():  # timing does not depend on the weights
@@ -147,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
         from msrg.checkpoint import load_checkpoint
+
+        described = checkpoint_info(checkpoint)
 
         models = SharedModels.load(load_checkpoint(checkpoint).text_adapter)
         results = [
@@ -169,9 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     print_table(["streams", "stream", "clip s", "step p50 ms", "p95", "lag p95 s", "lag end s",
                  "utt p50 ms", "real time", "CPU cores", "cores/stream", "mean batch"], rows)  # fmt: skip
     path = write_result("multistream", {
-        "checkpoint": checkpoint.name, "duration_s": args.duration, "keep_s": KEEP_S,
+        "duration_s": args.duration, "keep_s": KEEP_S,
         "max_wait_ms": args.max_wait_ms, "peak_memory_mb": round(peak_mb), "results": results,
-    })  # fmt: skip
+    }, checkpoint=described, engine="onnx, batched across streams", threads=1)  # fmt: skip
     print(f"wrote {path}")
 
 

@@ -18,7 +18,14 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.machine import describe, percentiles_ms, print_table, write_result
+from benchmarks.machine import (
+    checkpoint_info,
+    describe,
+    percentiles_ms,
+    print_table,
+    start_run,
+    write_result,
+)
 from realtime import messages
 from realtime.extractors import Extractors
 from realtime.pipeline import PipelineOptions
@@ -70,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--modes", nargs="+", default=["realtime", "fast"])
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    start_run()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
         if not checkpoint.is_file():  # latency does not depend on the weights
@@ -78,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
+        described = checkpoint_info(checkpoint)
         clip = ensure_demo_clip()
         extractors = Extractors.for_checkpoint(checkpoint)
         results = {}
@@ -95,8 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print_table(["mode", "clip s", "x realtime", "step p50 ms", "p95", "p99", "utt p50 ms", "utt p95",
                  "CPU cores", "utterances"], rows)  # fmt: skip
-    path = write_result("pipeline", {"checkpoint": str(checkpoint.name), "peak_memory_mb": round(peak_mb),
-                                     "results": results})  # fmt: skip
+    path = write_result("pipeline", {"peak_memory_mb": round(peak_mb), "results": results},
+                        checkpoint=described, engine="onnx", threads=1)  # fmt: skip
     print(f"wrote {path}")
 
 

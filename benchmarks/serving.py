@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import threading
@@ -28,7 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import percentiles_ms, print_table, write_result
+from benchmarks.machine import (
+    checkpoint_info,
+    percentiles_ms,
+    print_table,
+    start_run,
+    write_result,
+)
 from engines import StepInputs, load_engine
 
 log = logging.getLogger("benchmarks.serving")
@@ -125,6 +130,7 @@ def run(options: BenchOptions) -> dict:
         if ckpt is None:  # latency does not depend on the weights
             torch.manual_seed(0)
             ckpt = save_checkpoint(MSRG(MSRGConfig()).eval(), Path(tmp) / "msrg.pt")
+        described = checkpoint_info(ckpt)
         repo = write_repository(RepoOptions(ckpt, Path(tmp) / "repo", "cpu",
                                             instances=options.instances, cache_dir=Path(tmp)))
         onnx = load_engine("onnx", ckpt, cache_dir=Path(tmp))
@@ -136,14 +142,19 @@ def run(options: BenchOptions) -> dict:
                 rows.append(triton_row(engine, n, options.seconds))
                 rows.append(onnx_row(onnx, n, options.seconds))
                 log.warning("%d streams: %s", n, rows[-2])
-    best = max((r for r in rows if r["engine"] == "triton" and r["p95"] < 1000 / STEP_HZ / 2),
-               key=lambda r: r["steps_per_s"], default=None)  # fmt: skip
+    # Measured, not extrapolated: the most streams run here whose p95 stayed within half a step
+    # and whose throughput covered every stream at the live rate.
+    limit_ms = 1000 / STEP_HZ / 2
+    within = [r for r in rows if r["engine"] == "triton" and r["p95"] < limit_ms
+              and r["steps_per_s"] >= r["streams"] * STEP_HZ]  # fmt: skip
+    best = max(within, key=lambda r: r["streams"], default=None)
     return {
         "settings": {"streams": list(options.streams), "seconds": options.seconds,
-                     "server_instances": options.instances, "repository": "cpu",
-                     "load_average": [round(x, 2) for x in os.getloadavg()]},  # fmt: skip
+                     "server_instances": options.instances, "repository": "cpu"},
+        "checkpoint": described,
         "rows": rows,
-        "live_10hz_streams_sustained": int(best["steps_per_s"] // STEP_HZ) if best else 0,
+        "p95_limit_ms": limit_ms,
+        "most_streams_within_limit": best["streams"] if best else 0,
     }
 
 
@@ -155,12 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=1, help="server model instances")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    start_run()
     report = run(BenchOptions(args.checkpoint, tuple(args.streams), args.seconds, args.instances))
     headers = ["engine", "streams", "steps/s", "p50 ms", "p95 ms", "p99 ms"]
     print_table(headers, [[r["engine"], r["streams"], r["steps_per_s"], r["p50"], r["p95"],
                            r["p99"]] for r in report["rows"]])  # fmt: skip
-    print(f"live 10 Hz streams one server sustains here: {report['live_10hz_streams_sustained']}")
-    path = write_result("serving", report)
+    print(f"most streams measured within p95 {report['p95_limit_ms']:.0f} ms at 10 Hz: "
+          f"{report['most_streams_within_limit']}")  # fmt: skip
+    path = write_result("serving", report, checkpoint=report.pop("checkpoint"),
+                        engine="triton (CPU repository) and onnx in-process", threads=1)  # fmt: skip
     log.warning("wrote %s", path)
     return 0
 

@@ -1,23 +1,28 @@
 """Soak: the live pipeline replays the demo clip in a loop for N minutes and reports memory.
 
-    python -m benchmarks.soak [--minutes 30] [--realtime] [--checkpoint CKPT]
+    python -m benchmarks.soak [--minutes 30] [--fast] [--tracemalloc] [--checkpoint CKPT]
 
 One session (real extractors, ONNX Runtime engine, ZeroMQ publisher on loopback) replays the
-clip as fast as it decodes (or paced with --realtime). Two subscribers are attached the whole
-time: one drains and counts, one reads nothing (a stuck dashboard), so the run also shows that a
-stuck subscriber costs the pipeline nothing. Every minute: resident memory (RSS), stream seconds
-processed, step latency p50/p95 over that minute. Memory growth is measured from the end of the
-first minute (warm-up: models, caches and queues reach their working size) to the end of the run;
-the target is under 5 %. Writes benchmarks/results/soak.json (or soak-realtime.json).
+clip paced at real time as a live session (live queues, device-loss checks), or as fast as it
+decodes with --fast. Two subscribers are attached the whole time: one drains and counts, one
+reads nothing (a stuck dashboard), so the run also shows that a stuck subscriber costs the
+pipeline nothing. Every minute: resident memory (RSS), the Python heap (with --tracemalloc),
+stream seconds processed, step latency p50/p95 over that minute. The verdict is on the PEAK
+growth: the largest RSS of minutes 2.. against the end of the first minute (warm-up: models,
+caches and queues reach their working size); the target is under 5 %. With --tracemalloc the
+largest Python allocation growths by source line between minute 1 and the end go into the JSON.
+Appends a run to benchmarks/results/soak-realtime.json (soak.json with --fast).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +30,7 @@ import psutil
 import torch
 import zmq
 
-from benchmarks.machine import describe, print_table, write_result
+from benchmarks.machine import print_table, start_run, write_result
 from engines import load_engine
 from realtime import messages
 from realtime.extractors import Extractors
@@ -70,7 +75,14 @@ def _drain_forever(sub: zmq.Socket, stop: threading.Event, counts: dict) -> None
                 counts["drained"] += 1
 
 
-def soak(minutes: float, realtime: bool, checkpoint: Path) -> dict:
+def _top_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int = 12) -> list:
+    stats = after.compare_to(before, "lineno")
+    return [{"where": str(s.traceback[0]), "growth_kb": round(s.size_diff / 1024, 1),
+             "size_kb": round(s.size / 1024, 1), "count_growth": s.count_diff}
+            for s in stats[:n]]  # fmt: skip
+
+
+def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False) -> dict:
     clip = ensure_demo_clip()
     engine = load_engine("onnx", checkpoint)
     extractors = Extractors.for_checkpoint(checkpoint)
@@ -90,9 +102,12 @@ def soak(minutes: float, realtime: bool, checkpoint: Path) -> dict:
     source = MediaFileSource(MediaFileOptions(clip, realtime=realtime, loops=10_000))
     minute = Minute()
     pipeline = Pipeline(PipelineOptions(), [source], engine, extractors, publisher=publisher,
-                        live=False, on_message=minute.on_message)  # fmt: skip
+                        live=realtime, on_message=minute.on_message)  # fmt: skip
     process = psutil.Process()
     rows: list[dict] = []
+    snapshot_1 = None
+    if trace:
+        tracemalloc.start(1)
     t0 = time.monotonic()
     pipeline.start()
     try:
@@ -109,13 +124,26 @@ def soak(minutes: float, realtime: bool, checkpoint: Path) -> dict:
                 "step_latency_p95_ms": round(float(np.percentile(latencies, 95)), 1)
                 if latencies else None,
                 "errors": pipeline.stats.errors,
+                # Backlog: items the core thread has not taken yet, final transcripts waiting
+                # for Whisper. Memory that tracks these is work queued on a slow machine.
+                "core_queue": pipeline._core_q.qsize(),
+                "asr_finals_waiting": len(pipeline._asr._inbox._finals),
+                "load_1min": round(os.getloadavg()[0], 2),
             }  # fmt: skip
+            if trace:
+                row["python_heap_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+                if k == 1:
+                    snapshot_1 = tracemalloc.take_snapshot()
             rows.append(row)
             log.info("minute %d: %s", k, row)
             if pipeline.finished.is_set():
                 log.error("the pipeline ended early: %s", pipeline.stats.last_error)
                 break
+        top_growth = (_top_growth(snapshot_1, tracemalloc.take_snapshot())
+                      if snapshot_1 is not None else None)  # fmt: skip
     finally:
+        if trace:
+            tracemalloc.stop()
         pipeline.stop()
         stop.set()
         drainer.join(2.0)
@@ -123,14 +151,22 @@ def soak(minutes: float, realtime: bool, checkpoint: Path) -> dict:
         stuck.close()
         drain.close()
     warm = rows[0]["rss_mb"]
-    growth = (rows[-1]["rss_mb"] - warm) / warm if len(rows) > 1 else None
+    later = rows[1:]
+    peak = max(later, key=lambda r: r["rss_mb"]) if later else None
+    growth = (peak["rss_mb"] - warm) / warm if peak else None
+    final = (rows[-1]["rss_mb"] - warm) / warm if later else None
     wall_s = time.monotonic() - t0
     return {
         "mode": "realtime" if realtime else "fast", "minutes": minutes,
         "wall_s": round(wall_s, 1), "stream_s": rows[-1]["stream_s"],
         "speed_x_realtime": round(rows[-1]["stream_s"] / wall_s, 2),
-        "rss_growth_after_warmup": None if growth is None else round(growth, 4),
+        "rss_after_first_minute_mb": warm,
+        "peak_rss_growth": None if growth is None else round(growth, 4),
+        "peak_minute": peak["minute"] if peak else None,
+        "final_rss_growth": None if final is None else round(final, 4),
         "growth_target": GROWTH_TARGET,
+        "verdict": None if growth is None else ("within" if growth < GROWTH_TARGET else "OVER"),
+        "tracemalloc_top_growth": top_growth,
         "messages_drained_by_reader": counts["drained"],
         "stuck_subscriber": "connected for the whole run, read nothing",
         "errors": pipeline.stats.errors, "last_error": pipeline.stats.last_error,
@@ -141,13 +177,19 @@ def soak(minutes: float, realtime: bool, checkpoint: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--realtime", action="store_true", help="pace the replay at real time")
+    parser.add_argument("--fast", action="store_true",
+                        help="replay as fast as it decodes (default: paced at real time, live)")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="trace Python allocations: heap per minute, largest growths")
+    parser.add_argument("--name", default=None,
+                        help="result file name (default: soak-realtime, or soak with --fast)")
     parser.add_argument("--checkpoint", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("--minutes must be > 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(1)
+    run = start_run()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
         if not checkpoint.is_file():  # memory and speed do not depend on the weights
@@ -156,19 +198,25 @@ def main(argv: list[str] | None = None) -> None:
 
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
-        result = soak(args.minutes, args.realtime, checkpoint)
-    m = describe()
+        result = soak(args.minutes, not args.fast, checkpoint, trace=args.tracemalloc)
+        name = args.name or ("soak" if result["mode"] == "fast" else "soak-realtime")
+        path = write_result(name, result, checkpoint=checkpoint, engine="onnx", threads=1)
+    m = run["machine"]
     print(f"machine: {m['cpu']}, {m['cores']} cores; {result['mode']} replay, "
           f"{result['speed_x_realtime']}x real time")  # fmt: skip
-    print_table(["minute", "RSS MB", "stream s", "steps", "latency p50 ms", "p95 ms", "errors"],
+    print_table(["minute", "RSS MB", "stream s", "steps", "latency p50 ms", "p95 ms", "errors",
+                 "core queue", "load"],
                 [[r["minute"], r["rss_mb"], r["stream_s"], r["steps"], r["step_latency_p50_ms"],
-                  r["step_latency_p95_ms"], r["errors"]] for r in result["per_minute"]])  # fmt: skip
-    growth = result["rss_growth_after_warmup"]
+                  r["step_latency_p95_ms"], r["errors"], r.get("core_queue"), r.get("load_1min")]
+                 for r in result["per_minute"]])  # fmt: skip
+    growth = result["peak_rss_growth"]
     if growth is not None:
-        verdict = "within" if growth < GROWTH_TARGET else "OVER"
-        print(f"RSS growth after the first minute: {growth:+.1%} ({verdict} the 5% target)")
-    name = "soak" if result["mode"] == "fast" else "soak-realtime"
-    print(f"wrote {write_result(name, result)}")
+        print(f"peak RSS growth after the first minute: {growth:+.1%} at minute "
+              f"{result['peak_minute']} ({result['verdict']} the 5% target); at the end "
+              f"{result['final_rss_growth']:+.1%}")  # fmt: skip
+    for item in result["tracemalloc_top_growth"] or []:
+        print(f"  python heap {item['growth_kb']:+.1f} kB  {item['where']}")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from benchmarks.machine import describe, percentiles_ms, print_table, write_result
+from benchmarks.machine import describe, percentiles_ms, print_table, start_run, write_result
 from msrg.config import MSRGConfig
 from msrg.model import MSRG
 
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--windows", type=int, nargs="+", default=[50, 200, 1000])
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    start_run()
     torch.manual_seed(0)
     config = MSRGConfig()
     model = MSRG(config).eval()
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> None:
             rows.append([steps, step["p50"], step["p95"], full["p50"], full["p95"], f"{ratio:.1f}x"])
     print(f"machine: {describe()['cpu']}, 1 thread, batch 1")
     print_table(["T", "step p50 ms", "step p95 ms", "forward(T) p50 ms", "forward(T) p95 ms", "ratio"], rows)
-    path = write_result("step_latency", {"threads": 1, "batch": 1, "config": config.to_dict(), "results": results})
+    path = write_result("step_latency", {"batch": 1, "model": "random init, default config",
+                                         "config": config.to_dict(), "results": results},
+                        engine="eager", threads=1)  # fmt: skip
     print(f"wrote {path}")
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import describe, print_table, write_result
+from benchmarks.machine import describe, print_table, start_run, write_result
 from realtime.tts import DATASET_WORD_GAP_MS, DATASET_WORDS_PER_MINUTE
 from realtime.types import SAMPLE_RATE_HZ
 
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--asr-threads", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    start_run()
 
     from realtime.dataset_builder import MODES, DatasetError, read_labels
     from realtime.extractors.asr import AsrOptions, SpeechRecognizer
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(["wpm", "gap ms", "WER %", "negations lost", "speech s", "wall s"], rows)
     path = write_result("tts_asr", {
         "split": args.split, "n": len(sample), "words": words, "settings": results,
-    })  # fmt: skip
+    }, engine="faster-whisper base int8 (no MSRG engine)", threads=args.asr_threads)  # fmt: skip
     print(f"wrote {path} ({describe()['cpu']})")
     return 0
 

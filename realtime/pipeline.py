@@ -30,6 +30,7 @@ from realtime.aligner import Aligner, AlignerOptions
 from realtime.audio_frontend import AudioFrontEnd
 from realtime.baseline import Baseline
 from realtime.clock import StreamClock
+from realtime.device_health import DeliveryWatch
 from realtime.extractors import Extractors
 from realtime.extractors.asr import AsrRequest, AsrResult, AsrWorker
 from realtime.extractors.face import FaceSampler
@@ -129,7 +130,7 @@ class Pipeline:
         self.stats = SessionStats()
         self.stop_event = threading.Event()
         self.has_video = self.has_audio = False  # known once the sources have started
-        self._last_delivery: dict[str, float] = {}  # monotonic time of each kind's last record
+        self._last_delivery = DeliveryWatch(options.lost_after_s)  # device health, set at start
         self._raw_audio_sanitised = 0  # audio blocks whose NaN/inf samples were zeroed
         self._video_q = self._queue(8)
         self._audio_q = self._queue(64)
@@ -190,7 +191,10 @@ class Pipeline:
         if not (self.has_video or self.has_audio):
             raise SourceError("the input has neither video nor audio; try another file or --demo")
         self._eos_pending = {"video": self.has_video, "audio": self.has_audio}
-        self._last_delivery = {"video": time.monotonic(), "audio": time.monotonic()}
+        grace = {kind: max((s.startup_grace_s for s in self.sources
+                            if (s.has_video if kind == "video" else s.has_audio)), default=0.0)
+                 for kind in ("video", "audio")}  # fmt: skip
+        self._last_delivery = DeliveryWatch(self.options.lost_after_s, grace)
         self._asr.start()
         for i, source in enumerate(self.sources):
             self._spawn(f"pump-{i}-{source.name}", lambda s=source: self._pump(s))
@@ -253,10 +257,10 @@ class Pipeline:
             # Device health is judged here, where records leave the device, so a slow extractor
             # downstream is never mistaken for a lost camera.
             if isinstance(record, VideoFrame):
-                self._last_delivery["video"] = time.monotonic()
+                self._last_delivery.delivered("video")
                 self._put(self._video_q, (record, avail_s))
             else:
-                self._last_delivery["audio"] = time.monotonic()
+                self._last_delivery.delivered("audio")
                 self._put(self._audio_q, (record, avail_s))
         for kind, q in (("video", self._video_q), ("audio", self._audio_q)):
             has = source.has_video if kind == "video" else source.has_audio
@@ -402,6 +406,9 @@ class Pipeline:
 
     def _on_asr(self, result: AsrResult) -> None:
         """On the ASR thread: embed the words here, off the core thread."""
+        if result.dropped:  # its utterance closes without words rather than hold every step
+            self.stats.error(f"speech recognition fell behind: segment {result.segment_id} "
+                             f"({result.t_start_s:.1f}-{result.t_end_s:.1f} s) has no words")  # fmt: skip
         try:
             embedded = self.extractors.words.embed_words(list(result.words))
         except Exception as exc:
@@ -566,16 +573,16 @@ class Pipeline:
             self.stats.utterances_published += 1
         self._emit(msg)
 
-    def _source_state(self, kind: str, present: bool, ended: set[str], last_seen: dict) -> str:
+    def _source_state(self, kind: str, present: bool, ended: set[str], last_seen: DeliveryWatch) -> str:
         if not present:
             return "off"
         if kind in ended:
             return "ended"
-        if self.live and time.monotonic() - last_seen[kind] > self.options.lost_after_s:
+        if self.live and last_seen.silent(kind):
             return "lost"
         return "ok"
 
-    def _source_states(self, ended: set[str], last_seen: dict) -> dict[str, str]:
+    def _source_states(self, ended: set[str], last_seen: DeliveryWatch) -> dict[str, str]:
         return {
             "camera": self._source_state("video", self.has_video, ended, last_seen),
             "microphone": self._source_state("audio", self.has_audio, ended, last_seen),
@@ -589,14 +596,14 @@ class Pipeline:
                 continue
             if state == "lost":
                 absent = "visual" if device == "camera" else "audio"
-                message = (f"{device} lost: nothing for {self.options.lost_after_s:.1f} s; "
-                           f"steps go on with {absent} marked absent")  # fmt: skip
+                kind = "video" if device == "camera" else "audio"
+                message = self._last_delivery.loss_message(device, kind, absent)
                 log.warning(message)
                 self.stats.error(message)
             elif before[device] == "lost" and state == "ok":
                 log.info("%s back: delivering again", device)
 
-    def _publish_status(self, aligner: Aligner, ended: set[str], last_seen: dict) -> None:
+    def _publish_status(self, aligner: Aligner, ended: set[str], last_seen: DeliveryWatch) -> None:
         stats = self.stats
         source_stats = [s.stats() for s in self.sources]
         dropped_frames = sum(st.frames_dropped for st in source_stats)

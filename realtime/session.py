@@ -106,7 +106,12 @@ def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
         from realtime.sources.microphone import MicrophoneOptions, MicrophoneSource
 
         device = int(inputs.mic) if inputs.mic is not None and inputs.mic.isdigit() else inputs.mic
-        sources.append(MicrophoneSource(clock, MicrophoneOptions(device=device)))
+        microphone = MicrophoneSource(clock, MicrophoneOptions(device=device))
+        try:
+            microphone.probe()  # a missing microphone: say so before the models load
+        except SourceError as exc:
+            raise SessionError(str(exc)) from None
+        sources.append(microphone)
     return sources
 
 

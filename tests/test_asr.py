@@ -190,11 +190,47 @@ def test_worker_survives_a_failure_and_stops_promptly_when_idle(recognizer, spee
     worker.start()
     worker.submit(AsrRequest(0, 0.0, speech, final=True))
     worker.submit(AsrRequest(1, 5.0, speech, final=True))
+    failed = worker.results.get(timeout_s=30.0)  # closed without words, not left open for ever
+    assert failed is not None and failed.segment_id == 0 and failed.final
+    assert failed.dropped and failed.words == ()
     result = worker.results.get(timeout_s=30.0)
     assert result is not None and result.segment_id == 1 and worker.stats.errors == 1
+    assert not result.dropped and result.words
     t0 = time.monotonic()
     assert worker.stop(timeout_s=2.0)
     assert time.monotonic() - t0 < 1.0  # the idle wait is woken, not polled out
+
+
+class _Gated:
+    """Not a model stand-in: the real recognizer, held at its first call until released, so the
+    inbox fills as it does when Whisper falls behind on a loaded machine."""
+
+    def __init__(self, inner: SpeechRecognizer) -> None:
+        self.inner, self.release, self.started = inner, threading.Event(), threading.Event()
+
+    def transcribe(self, samples: np.ndarray, t_start_s: float):
+        self.started.set()
+        self.release.wait(30.0)
+        return self.inner.transcribe(samples, t_start_s)
+
+
+def test_a_final_dropped_from_a_full_inbox_is_closed_without_words(recognizer, speech) -> None:
+    """A dropped final still comes out (no words, `dropped`), so the pipeline closes its utterance
+    instead of holding every later step provisional, and memory, for the rest of the session."""
+    gated = _Gated(recognizer)
+    worker = AsrWorker(gated, max_pending_finals=1, poll_s=0.2)
+    worker.start()
+    worker.submit(AsrRequest(0, 0.0, speech, final=True))
+    assert gated.started.wait(30.0)  # segment 0 is being transcribed
+    worker.submit(AsrRequest(1, 5.0, speech, final=True))
+    worker.submit(AsrRequest(2, 10.0, speech, final=True))  # the inbox holds 1: segment 1 goes
+    gated.release.set()
+    got = [worker.results.get(timeout_s=60.0) for _ in range(3)]
+    worker.stop(timeout_s=5.0)
+    assert [r.segment_id for r in got] == [0, 1, 2]
+    assert [r.dropped for r in got] == [False, True, False]
+    assert got[1].words == () and got[0].words and got[2].words
+    assert worker.stats.finals_dropped == 1 and worker.stats.finals == 2
 
 
 def test_partials_are_superseded_and_never_replace_finals(recognizer) -> None:

@@ -92,6 +92,17 @@ def test_invalid_cli_values_exit_2_with_one_line(run_main, argv, expected) -> No
     assert code == 2 and len(err) == 1 and expected in err[0], err
 
 
+@pytest.mark.parametrize(("device", "named"), [("99", "input device 99"),
+                                              ("no-such-microphone-xyz", "'no-such-microphone-xyz'")])
+def test_missing_microphone_exits_1_with_one_line(run_main, device, named) -> None:
+    """An index or a name that no machine has: the one-line error comes from the device check
+    before the models load, whatever devices this machine lists."""
+    code, err = run_main("--mic", device, "--publish", f"tcp://127.0.0.1:{_free_port()}")
+    assert code == 1 and len(err) == 1, err
+    assert err[0].startswith("error: cannot open ") and named in err[0], err
+    assert "--list-devices" in err[0], err
+
+
 def test_unparseable_numbers_are_refused_by_argparse(run_main) -> None:
     with pytest.raises(SystemExit) as info:
         run_main("--demo", "--step-hz", "fast")

@@ -299,8 +299,7 @@ def test_fuzz_decode_and_draw_never_crash(qtbot, dashboard, batch: list[list[byt
     decoded = [msg for frames in batch if (msg := sub.decode(frames)) is not None]
     window.on_messages(decoded)
     window.refresh()
-    assert window.isVisible()
-    assert window.draw_errors == 0  # the guard in refresh() is a last resort, not the plan
+    _assert_drawn(window)
 
 
 @settings(max_examples=5, deadline=None,
@@ -318,7 +317,20 @@ def test_fuzz_through_the_socket(qtbot, publisher: Publisher, dashboard,
     sent = sum(any(f[0].startswith(t.encode()) for t in m.TOPICS) for f in batch)
     qtbot.waitUntil(lambda: sub.received - base == sent, timeout=3000)
     window.refresh()
-    assert window.isVisible()
+    _assert_drawn(window)
+
+
+def _assert_drawn(window: DashboardWindow) -> None:
+    """refresh() swallows an exception (a frame lost, not the window), so a draw test must check
+    that none was swallowed and that the plot holds exactly the history's steps."""
+    assert window.draw_errors == 0  # the guard in refresh() is a last resort, not the plan
+    series = window.history.steps(window.window_s)
+    t, y = window.final_curve.xData, window.final_curve.yData  # as set, before display clipping
+    t = np.array([]) if t is None else np.asarray(t)
+    assert np.array_equal(t, np.asarray(series.t))
+    finals = np.asarray(series.final, bool)
+    if len(t):
+        assert np.array_equal(np.isfinite(np.asarray(y)), finals & np.isfinite(series.intensity))
 
 
 # --- history (Qt-free) ----------------------------------------------------------------------------
@@ -464,20 +476,53 @@ def test_screenshot_of_a_realistic_minute(qtbot, publisher: Publisher, tmp_path)
     in_docs = os.environ.get("AFFECT_MONITOR_DOCS_SHOT") == "1"
     out = REPO / "docs" / "dashboard.png" if in_docs else tmp_path / "dashboard.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    # The window's 3 s start when it exists; on a loaded machine its imports alone can take
+    # longer than that, so the data goes out once its socket has connected, not after a guess.
+    monitor = publisher.sock.get_monitor_socket(zmq.EVENT_ACCEPTED)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ui", "--connect", publisher.endpoint, "--duration", "3",
          "--screenshot", str(out)], cwd=REPO, env=env)
     try:
+        assert monitor.poll(60_000), "the dashboard never connected"
         msgs = _msgs(SyntheticOptions(duration_s=60.0))
         warm = [x for x in msgs if x.TOPIC == m.TOPIC_STATUS][:1]
-        for _ in range(60):  # the window starts within ~1 s; repeat until it must have joined
+        for _ in range(20):  # connected; its subscription follows within milliseconds
             publisher.send(warm)
             qtbot.wait(25)
         publisher.send(msgs)
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
-    assert out.stat().st_size > 50_000
+        publisher.sock.disable_monitor()
+        monitor.close(linger=0)
+    _assert_screenshot_shows_the_minute(out)
+
+
+def _colour_pixels(image: np.ndarray, colour: str, tolerance: int = 6) -> int:
+    """Pixels of `image` (RGB) within `tolerance` of `colour` on every channel."""
+    from PyQt6.QtGui import QColor
+
+    rgb = np.array(QColor(colour).getRgb()[:3], np.int16)
+    return int((np.abs(image.astype(np.int16) - rgb).max(axis=2) <= tolerance).sum())
+
+
+def _assert_screenshot_shows_the_minute(path: Path) -> None:
+    """The picture, not just the file: a window-sized image whose plot has the final intensity
+    line and a shaded utterance span of each label the minute contains."""
+    from PyQt6.QtGui import QImage
+
+    from ui.dashboard import _SPAN_BRUSHES, FINAL_PEN
+
+    image = QImage(str(path)).convertToFormat(QImage.Format.Format_RGB888)
+    assert not image.isNull() and image.width() >= 800 and image.height() >= 500
+    stride = image.bytesPerLine()
+    raw = np.frombuffer(image.constBits().asstring(stride * image.height()), np.uint8)
+    rgb = raw.reshape(image.height(), stride)[:, : image.width() * 3].reshape(
+        image.height(), image.width(), 3)
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50  # a drawn window, not a blank one
+    assert _colour_pixels(rgb, FINAL_PEN) > 200  # the intensity line
+    for label, brush in _SPAN_BRUSHES.items():
+        assert _colour_pixels(rgb, brush.color().name(), tolerance=3) > 500, label
 
 
 def test_steps_at_nearly_the_same_time_still_draw(qtbot, dashboard) -> None:

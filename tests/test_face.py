@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import time
 from pathlib import Path
 
 import cv2
@@ -73,20 +72,31 @@ def test_faces_found_in_the_talking_face_video(
         assert o.features[: len(EXPRESSION_LABELS)].sum() == pytest.approx(1.0, abs=1e-4)
 
 
-def test_upscaled_webcam_size_frames_and_cost(
+def test_upscaled_webcam_size_frames_find_the_same_face(
     extractor: FaceExtractor, carphone_frames: list[VideoFrame]
 ) -> None:
+    """Webcam-sized frames (the clip upscaled to 640x480) give the face the original frames give,
+    at the same place relative to the frame. (Its cost is measured by benchmarks/extractors.py,
+    not here: timing does not belong in a unit test.)"""
+    originals = carphone_frames[:40]
     frames = [
         VideoFrame(f.seq, f.t_s, cv2.resize(f.image, (640, 480), interpolation=cv2.INTER_CUBIC))
-        for f in carphone_frames[:40]
+        for f in originals
     ]  # (480, 640, 3) BGR, like a webcam
-    extractor.process(frames[0])  # warm-up
-    start = time.perf_counter()
     observations = [extractor.process(frame) for frame in frames]
-    ms_per_frame = (time.perf_counter() - start) / len(frames) * 1e3
-    log.info("face extractor: %.1f ms per 640x480 frame", ms_per_frame)
     assert sum(o.present for o in observations) >= len(frames) // 2
-    assert ms_per_frame < 150  # generous: shared CI machines; the benchmark reports the real cost
+    both = 0
+    for small, big in zip((extractor.process(f) for f in originals), observations):
+        if big.present:
+            x, y, w, h = big.box
+            assert 0 <= x and x + w <= 640 + 2 and 0 <= y and y + h <= 480 + 2
+            assert big.features[: len(EXPRESSION_LABELS)].sum() == pytest.approx(1.0, abs=1e-4)
+        if small.present and big.present:
+            both += 1
+            for name in ("cx", "cy"):  # normalised by the frame: the same in either size
+                assert big.features[GEOMETRY[name]] == pytest.approx(
+                    small.features[GEOMETRY[name]], abs=0.05), name
+    assert both >= len(frames) // 4
 
 
 @pytest.mark.parametrize("kind", ["black", "grey", "noise"])

@@ -261,7 +261,9 @@ def test_replay_reaches_an_lsl_inlet_and_markers_reach_the_recording(
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=os.environ.copy())  # fmt: skip
     try:
-        steps_in = pylsl.StreamInlet(_resolve(name, 60.0))
+        # A hang guard, not a speed check: the outlet appears once main.py has imported torch and
+        # loaded the checkpoint, which took over a minute on a 2-core machine loaded to ~20.
+        steps_in = pylsl.StreamInlet(_resolve(name, 180.0))
         utts_in = pylsl.StreamInlet(_resolve(f"{name}-utterances", 10.0))
         steps_in.open_stream(10.0)
         utts_in.open_stream(10.0)

@@ -191,6 +191,9 @@ class AsrResult:
     words: tuple[Word, ...]
     compute_s: float  # wall seconds spent in transcribe
     queued_s: float  # wall seconds between submit and the start of transcribe
+    # A final given up (inbox full, or transcription failed): no words, but the segment is closed,
+    # so consumers waiting on it move on instead of waiting for ever.
+    dropped: bool = False
 
     @property
     def text(self) -> str:
@@ -233,6 +236,7 @@ class _Inbox:
 
     def __init__(self, max_finals: int, stats: AsrStats) -> None:
         self._finals: collections.deque[_Entry] = collections.deque()
+        self.given_up: collections.deque[_Entry] = collections.deque()  # dropped finals to close
         self._partial: _Entry | None = None
         # The current speculation (queued, running or done), not yet matched with its final.
         self._speculative: _Entry | None = None
@@ -252,7 +256,7 @@ class _Inbox:
                 self._closed_ids.add(request.segment_id)
                 queued = self._match_speculation(entry)  # None: the running guess delivers it
                 if queued is not None and len(self._finals) >= self._max_finals:
-                    self._finals.popleft()
+                    self.given_up.append(self._finals.popleft())
                     self._stats.finals_dropped += 1
                     log.warning("asr: inbox full, dropped the oldest final segment")
                 if queued is not None:
@@ -345,6 +349,7 @@ class _Inbox:
             ready = self._cond.wait_for(
                 lambda: (
                     bool(self._finals) or self._speculation_queued() or self._partial is not None
+                    or bool(self.given_up)
                 ),
                 timeout_s,
             )
@@ -424,6 +429,8 @@ class AsrWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            while self._inbox.given_up:  # only this thread takes from it
+                self._deliver(self._inbox.given_up.popleft(), (), 0.0, 0.0, dropped=True)
             entry = self._inbox.take(self._poll_s)
             if entry is None or self._stop.is_set():
                 continue
@@ -441,6 +448,8 @@ class AsrWorker:
                 log.exception("asr: transcription of segment %d failed", request.segment_id)
                 if entry.speculation is not None:
                     self._inbox.speculation_done(entry, None)  # a waiting final runs on its own
+                elif request.final:
+                    self._deliver(entry, (), 0.0, 0.0, dropped=True)
                 continue
             t1 = time.monotonic()
             if entry.speculation is None:
@@ -454,10 +463,13 @@ class AsrWorker:
                               queued_s=0.0)  # fmt: skip
 
     def _deliver(
-        self, entry: _Entry, words: tuple[Word, ...], compute_s: float, queued_s: float
-    ) -> None:
+        self, entry: _Entry, words: tuple[Word, ...], compute_s: float, queued_s: float,
+        dropped: bool = False,
+    ) -> None:  # fmt: skip
         request = entry.request
-        if request.final:
+        if dropped:
+            pass  # counted where it was given up (finals_dropped, errors)
+        elif request.final:
             self.stats.finals += 1
         else:
             self.stats.partials += 1
@@ -469,6 +481,7 @@ class AsrWorker:
             words,
             compute_s=compute_s,
             queued_s=queued_s,
+            dropped=dropped,
         )
         if self._on_result is None:
             self.results.put(result)

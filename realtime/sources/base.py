@@ -37,6 +37,8 @@ class Source(ABC):
     name: str = "source"
     has_video: bool = False
     has_audio: bool = False
+    # A live device may deliver nothing this long after opening before that counts as a loss.
+    startup_grace_s: float = 0.0
 
     @abstractmethod
     def start(self) -> None:

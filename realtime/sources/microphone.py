@@ -9,6 +9,10 @@ Block times are contiguous by sample count (t_next = t_start + n / rate) and re-
 clock only when they drift by more than `resync_s` (an overflow lost samples, or the device clock
 runs off): per-callback clock readings jitter by milliseconds, and downstream extractors treat a
 jump between blocks as a gap.
+
+A device that opens but delivers nothing is reported lost by the pipeline (`sources.microphone =
+"lost"`, a log line, a counted error) once `startup_grace_s` has passed without a block: the first
+silence after opening is start-up, not loss.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ class MicrophoneSource(Source):
     name = "microphone"
     has_video = False
     has_audio = True
+    startup_grace_s = 3.0  # PortAudio's first block can take a second or two on some systems
 
     def __init__(self, clock: StreamClock, options: MicrophoneOptions | None = None) -> None:
         self.options = options or MicrophoneOptions()
@@ -96,19 +101,40 @@ class MicrophoneSource(Source):
         self._seq = 0
         self._t_out_s: float | None = None  # read side: stream time of the next output sample
 
+    def _resolve(self, sd: Any) -> tuple[dict, int]:
+        """The device's description and the rate to open it at; PortAudioError or ValueError."""
+        device = self.options.device
+        info = sd.query_devices(device, kind="input")
+        rate_hz = SAMPLE_RATE_HZ
+        try:
+            sd.check_input_settings(device, channels=1, dtype="float32", samplerate=rate_hz)
+        except (sd.PortAudioError, ValueError):
+            rate_hz = int(info["default_samplerate"])  # the device decides; resample in read
+        if rate_hz < MIN_AUDIO_RATE_HZ:
+            raise ValueError(f"it records at {rate_hz} Hz, below the {MIN_AUDIO_RATE_HZ} Hz "
+                             "that speech analysis needs")  # fmt: skip
+        return info, rate_hz
+
+    def _error(self, exc: Exception) -> SourceError:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not list_microphones():
+            message = f"no audio input device found ({message})"
+        return SourceError(f"cannot open {_describe(self.options.device)}: {message}; {_HINT}")
+
+    def probe(self) -> None:
+        """Check that the device exists and can record speech, without opening it: a missing
+        device is a one-line SourceError before the models load."""
+        sd = _sounddevice()
+        try:
+            self._resolve(sd)
+        except (sd.PortAudioError, ValueError) as exc:
+            raise self._error(exc) from None
+
     def start(self) -> None:
         sd = _sounddevice()
         device = self.options.device
         try:
-            info = sd.query_devices(device, kind="input")
-            rate_hz = SAMPLE_RATE_HZ
-            try:
-                sd.check_input_settings(device, channels=1, dtype="float32", samplerate=rate_hz)
-            except (sd.PortAudioError, ValueError):
-                rate_hz = int(info["default_samplerate"])  # the device decides; resample in read
-            if rate_hz < MIN_AUDIO_RATE_HZ:
-                raise ValueError(f"it records at {rate_hz} Hz, below the {MIN_AUDIO_RATE_HZ} Hz "
-                                 "that speech analysis needs")  # fmt: skip
+            info, rate_hz = self._resolve(sd)
             self._begin(rate_hz)
             self._stream = sd.InputStream(
                 device=device,
@@ -121,10 +147,7 @@ class MicrophoneSource(Source):
             self._stream.start()
         except (sd.PortAudioError, ValueError) as exc:
             self._stream = None
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if not list_microphones():
-                message = f"no audio input device found ({message})"
-            raise SourceError(f"cannot open {_describe(device)}: {message}; {_HINT}") from None
+            raise self._error(exc) from None
         log.info("microphone: %s at %d Hz", info.get("name", device), rate_hz)
 
     def _begin(self, device_rate_hz: int) -> None:

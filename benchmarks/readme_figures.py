@@ -1,0 +1,317 @@
+"""The README's figure tables, printed from benchmarks/results/*.json (the latest run of each).
+
+    python -m benchmarks.readme_figures            # print every block
+    python -m benchmarks.readme_figures --write    # put them into README.md between the markers
+    python -m benchmarks.readme_figures --check    # exit 1 if README.md and the JSON disagree
+
+Each block sits in README.md between `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`, so
+a figure in those places is always the JSON's; tests/test_readme_figures.py runs the check.
+After a new benchmark run or a new checkpoint: rerun the benchmark (or `python -m
+benchmarks.demo_output`), then `--write`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.machine import ROOT, read_runs
+
+README = ROOT / "README.md"
+BLOCK = re.compile(r"(<!-- figures:(\w[\w-]*) -->\n)(.*?)(<!-- /figures:\2 -->)", re.S)
+
+
+def _f(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def _load(run: dict) -> str:
+    """'load 0.91 -> 1.09 (not busy)', with BUSY when the load exceeded the cores."""
+    before, after = run.get("load_before"), run.get("load_after")
+    if not before and not after:
+        return "load not recorded"
+    one = [f"{v[0]:.2f}" if v else "?" for v in (before, after)]
+    busy = run.get("busy")
+    flag = "**busy**" if busy else ("not busy" if busy is False else "busy not recorded")
+    return f"load {one[0]} -> {one[1]} ({flag})"
+
+
+def provenance(run: dict) -> str:
+    """One italic line: when, where, how loaded, which commit and checkpoint."""
+    m = run.get("machine", {})
+    gpu = m.get("gpu", "none")
+    where = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {'no GPU' if gpu == 'none' else gpu}"
+    ckpt = run.get("checkpoint")
+    what = ""
+    if isinstance(ckpt, dict):
+        sha = ckpt.get("sha256")
+        what = f"; checkpoint {ckpt.get('path')}" + (f" (sha256 {sha[:12]})" if sha else "")
+    return (f"*{run.get('date', '?')[:10]}, {where}; {_load(run)}; commit "
+            f"{run.get('git_commit', '?')}{what}.*")  # fmt: skip
+
+
+def _latest(name: str) -> dict:
+    runs = read_runs(name)
+    if not runs:
+        raise SystemExit(f"error: benchmarks/results/{name}.json has no runs; run the benchmark")
+    return runs[-1]
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def demo() -> str:
+    run = _latest("demo")
+    lines = [u["line"] for u in run["utterances"][:4]]
+    return "```\n" + "\n".join(lines) + "\n```\n\n" + provenance(run)
+
+
+def step_latency() -> str:
+    run = _latest("step_latency")
+    rows = []
+    for key, r in run["results"].items():
+        s, f = r["step_ms"], r["forward_ms"]
+        rows.append([key.split("=")[1], f"{s['p50']:.2f} / {s['p95']:.2f}",
+                     f"{f['p50']:.1f} / {f['p95']:.1f}", f"{r['ratio_p50']:.0f}x"])  # fmt: skip
+    d = run["config"]["d_model"]
+    return (_table(["T (steps)", "step p50 / p95 ms", "forward over T p50 / p95 ms", "ratio"], rows)
+            + f"\n\nEager, 1 thread, batch 1, random-init model, d = {d}. " + provenance(run))
+
+
+def engines() -> str:
+    run = _latest("engines")
+    rows = []
+    for name, per_batch in run["engines"].items():
+        for batch, per_setting in per_batch.items():
+            r = per_setting.get("threads_1") or per_setting.get("gpu")
+            if r is None:
+                continue
+            x, cx = r["speedup_vs_eager"], r.get("cpu_speedup_vs_eager")
+            cpu = r.get("cpu_p50_ms")
+            rows.append([name, batch[1:], "1" if "threads_1" in per_setting else "GPU",
+                         f"{r['p50_ms']:.3f}", f"{r['p95_ms']:.3f}", f"{r['p99_ms']:.3f}",
+                         f"{r['steps_per_s']:.0f}", "-" if x is None else f"{x:.1f}x",
+                         "-" if cpu is None else f"{cpu:.3f}",
+                         "-" if cx is None else f"{cx:.1f}x"])  # fmt: skip
+    text = _table(["engine", "B", "threads", "p50 ms", "p95 ms", "p99 ms", "steps/s", "vs eager",
+                   "CPU p50 ms", "vs eager (CPU)"], rows) + "\n\n" + provenance(run)  # fmt: skip
+    t = run.get("targets") or {}
+    if t:
+        verdict = "met" if t["met"] else "**missed**"
+        text += (f"\n\nTarget (ONNX Runtime, B = 1, 1 thread: p50 < {t['onnx_b1_p50_target_ms']}"
+                 f" ms and at least {t['onnx_b1_speedup_target']:.0f}x eager): p50 "
+                 f"{t['onnx_b1_p50_ms']:.3f} ms, {t['onnx_b1_speedup_vs_eager']:.2f}x, {verdict}")
+        if "met_on_cpu_time" in t:
+            text += (f"; on CPU time p50 {t['onnx_b1_cpu_p50_ms']:.3f} ms, "
+                     f"{t['onnx_b1_cpu_speedup_vs_eager']:.2f}x, "
+                     f"{'met' if t['met_on_cpu_time'] else '**missed**'}")
+        text += "."
+        if run.get("busy"):
+            text += (" The machine was busy (load above its cores), which slows the two engines "
+                     "by different factors, so this run's ratios are not a clean measurement; "
+                     "compare the quiet run in the history below.")
+    history = []
+    for r in read_runs("engines"):
+        b1 = r.get("engines", {}).get("onnx", {}).get("B1", {}).get("threads_1")
+        if not b1:
+            continue
+        ck = r.get("checkpoint") or {}
+        history.append([r.get("date", "?")[:10], ck.get("path", "?"), f"{b1['p50_ms']:.3f}",
+                        f"{b1['speedup_vs_eager']:.2f}x", _load(r)])  # fmt: skip
+    text += "\n\nEvery run in `engines.json` (ONNX Runtime, B = 1, 1 thread):\n\n"
+    return text + _table(["date", "checkpoint", "p50 ms", "vs eager", "load"], history)
+
+
+def extractors() -> str:
+    run = _latest("extractors")
+    rows, share = run["rows"], run["cpu_share_cores"]
+    asr = rows["asr"]
+    table = [
+        ["face (cascade + expression net)", rows["face"]["unit"], _f(rows["face"]["cpu_ms"]),
+         f"{share['face']:.2f} at {run['camera_fps']} fps"],
+        ["voice (eGeMAPS)", rows["voice"]["unit"], _f(rows["voice"]["cpu_ms"]),
+         f"{share['voice']:.2f}"],
+        ["voice activity (Silero)", rows["vad"]["unit"], _f(rows["vad"]["cpu_ms"], 2),
+         f"{share['vad']:.3f}"],
+        [f"speech recognition (Whisper base int8, {asr['threads']} threads)", asr["unit"],
+         _f(asr["cpu_ms"]), f"{share['asr']:.2f} at {run['speech_fraction']:.0%} speech"],
+        ["word embeddings (MiniLM)", "word", _f(rows["words"]["ms_per_word"]),
+         f"{share['words']:.3f}"],
+        ["**whole front half**", "", "", f"**{share['total']:.2f}**"],
+    ]  # fmt: skip
+    full = run["asr_full_window"]
+    by = run["asr_by_threads"]
+    rtf = ", ".join(f"{by[k]['rtf']:.3f} with {k} thread{'s' if k != '1' else ''}" for k in by)
+    return (_table(["extractor", "per", "CPU ms", "share of one core, live"], table)
+            + f"\n\nWhisper's real-time factor (wall): {rtf}; with its full 30 s window "
+              f"{full['rtf']:.3f} (same words in {run['asr_same_words_as_full_window']} test "
+              "segments). " + provenance(run))  # fmt: skip
+
+
+def tts_asr() -> str:
+    run = _latest("tts_asr")
+    rows = [[s["words_per_minute"], s["word_gap_ms"], f"{100 * s['wer']:.1f} %",
+             f"{s['negations_lost']} of {s['negations']}"] for s in run["settings"]]  # fmt: skip
+    return (_table(["words a minute", "gap between words", "word error rate", "negations lost"],
+                   rows)  # fmt: skip
+            + f"\n\n{run['n']} CMU-MOSI {run['split']} transcripts ({run['words']} words) spoken "
+              "by espeak-ng, Whisper base, greedy. " + provenance(run))
+
+
+def pipeline() -> str:
+    runs = read_runs("pipeline")
+    rows = []
+    for run in runs:
+        for mode, r in run["results"].items():
+            s, u = r["step_latency_ms"], r["utterance_latency_ms"] or {}
+            step = (f"{s['p50']:.0f} / {s['p95']:.0f} / {s['p99']:.0f}" if mode == "realtime"
+                    else "(queueing)")  # fmt: skip
+            utt = f"{u['p50']:.0f} / {u['p95']:.0f}" if u and mode == "realtime" else "-"
+            rows.append([run.get("date", "?")[:10], mode, step, utt,
+                         f"{r['speed_x_realtime']:.2f}x", f"{r['cpu_cores_used']:.2f}",
+                         _load(run)])  # fmt: skip
+    return (_table(["date", "mode", "step latency p50 / p95 / p99 ms",
+                    "utterance latency after the pause p50 / p95 ms", "speed", "CPU cores",
+                    "load"], rows)  # fmt: skip
+            + "\n\nLatest run: " + provenance(runs[-1]))
+
+
+def multistream() -> str:
+    run = _latest("multistream")
+    rows = []
+    for r in run["results"]:
+        per = r["per_stream"]
+        p50 = [s["step_latency_ms"]["p50"] for s in per]
+        p95 = [s["step_latency_ms"]["p95"] for s in per]
+        ends = [s["lag_s"]["end"] for s in per]
+        keep = sum(s["keeps_realtime"] for s in per)
+
+        def span(v, scale=1.0, digits=0):
+            lo, hi = min(v) / scale, max(v) / scale
+            return f"{lo:.{digits}f}" if f"{lo:.{digits}f}" == f"{hi:.{digits}f}" else \
+                f"{lo:.{digits}f} to {hi:.{digits}f}"  # fmt: skip
+
+        big = max(p95) > 2000
+        unit, scale, digits = ("s", 1000.0, 1) if big else ("ms", 1.0, 0)
+        rows.append([r["streams"], f"{span(p50, scale, digits)} / {span(p95, scale, digits)} {unit}",
+                     f"{span(ends, 1.0, 2)} s", f"{keep} of {len(per)}",
+                     f"{r['cpu_cores_used']:.2f}", f"{r['cpu_cores_per_stream']:.2f}",
+                     f"{r['batching']['mean_batch']:.2f}",
+                     f"{r['load_average_before'][0]:.2f}"])  # fmt: skip
+    return (_table(["streams", "step latency p50 / p95", "lag at the end",
+                    "streams keeping real time", "CPU cores", "CPU s per stream-second",
+                    "mean batch", "load before"], rows)  # fmt: skip
+            + "\n\n" + provenance(run))
+
+
+def dashboard() -> str:
+    run = _latest("dashboard")
+    st, bu, lag = run["frame_ms_steady"], run["frame_ms_burst"], run["lag_ms"]
+    rows = [
+        ["steady (10 steps/s)", f"{st['p50']:.1f} / {st['p95']:.1f}"],
+        [f"bursts (+{run['options']['burst_rate_hz']:.0f} messages/s)",
+         f"{bu['p50']:.1f} / {bu['p95']:.1f}"],
+    ]  # fmt: skip
+    return (_table(["condition", "frame time p50 / p95 ms (target p95 16)"], rows)
+            + f"\n\n{run['messages_received']} of {run['messages_sent']} messages drawn, "
+              f"{run['points_drawn']} points in the {run['options']['window_s']:.0f} s window; "
+              f"message-to-screen lag p50 / p95 {lag['p50']:.0f} / {lag['p95']:.0f} ms "
+              f"(target 100 ms); the dashboard used {run['dashboard_cpu_percent']:.0f} % of one "
+              "core. " + provenance(run))  # fmt: skip
+
+
+def serving() -> str:
+    run = _latest("serving")
+    limit = run.get("p95_limit_ms", 50.0)
+    rows = [[r["engine"], r["streams"], f"{r['steps_per_s']:.0f}", f"{r['p50']:.1f}",
+             f"{r['p95']:.1f}", "yes" if r["p95"] < limit and r["steps_per_s"] >= 10 *
+             r["streams"] else "no"] for r in run["rows"]]  # fmt: skip
+    within = [r["streams"] for r in run["rows"] if r["engine"] == "triton" and r["p95"] < limit
+              and r["steps_per_s"] >= 10 * r["streams"]]  # fmt: skip
+    return (_table(["engine", "streams", "steps/s", "p50 ms", "p95 ms",
+                    f"10 Hz streams within p95 {limit:.0f} ms"], rows)  # fmt: skip
+            + f"\n\nThe most Triton streams measured within the limit: **{max(within, default=0)}**"
+              " (larger counts were not measured or broke it). " + provenance(run))
+
+
+def soak() -> str:
+    runs = [r for r in read_runs("soak-realtime") if r.get("peak_rss_growth") is not None]
+    if not runs:
+        return "No real-time soak with a peak-growth verdict recorded yet."
+    rows = []
+    for r in runs:
+        per = r["per_minute"]
+        p50 = [m["step_latency_p50_ms"] for m in per if m["step_latency_p50_ms"] is not None]
+        rows.append([r.get("date", "?")[:16].replace("T", " "), r.get("git_commit", "?"),
+                     f"{r['minutes']:.0f} min", f"{per[0]['rss_mb']:.0f} MB",
+                     f"**{r['peak_rss_growth']:+.1%}** (minute {r['peak_minute']})",
+                     f"{r['final_rss_growth']:+.1%}", r["verdict"],
+                     f"{min(p50) / 1000:.1f} to {max(p50) / 1000:.1f} s", r["errors"],
+                     _load(r)])  # fmt: skip
+    return ("Soak (`python -m benchmarks.soak --minutes 30`): the demo clip replayed in a loop at "
+            "real time as a live session, a subscriber that reads nothing attached throughout; "
+            f"verdict on the peak resident-memory growth after the first minute (target under "
+            f"{runs[-1]['growth_target']:.0%}). Every run in "
+            "`benchmarks/results/soak-realtime.json` (per-minute series there):\n\n"
+            + _table(["date (UTC)", "commit", "length", "RSS after minute 1", "peak growth",
+                      "at the end", "verdict", "step latency p50 by minute", "errors", "load"],
+                     rows))  # fmt: skip
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "demo": demo, "step-latency": step_latency, "engines": engines, "extractors": extractors,
+    "tts-asr": tts_asr, "pipeline": pipeline, "multistream": multistream,
+    "dashboard": dashboard, "serving": serving, "soak": soak,
+}  # fmt: skip
+
+
+def render_all() -> dict[str, str]:
+    return {name: fn() for name, fn in BLOCKS.items()}
+
+
+def readme_blocks(text: str) -> dict[str, str]:
+    """The text between each pair of markers in the README."""
+    return {m[2]: m[3].rstrip("\n") for m in BLOCK.finditer(text)}
+
+
+def rewrite(text: str, rendered: dict[str, str]) -> str:
+    def sub(m: re.Match) -> str:
+        body = rendered.get(m[2])
+        return m[0] if body is None else f"{m[1]}{body}\n{m[4]}"
+
+    return BLOCK.sub(sub, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--write", action="store_true", help="rewrite the blocks in README.md")
+    what.add_argument("--check", action="store_true", help="exit 1 where README.md differs")
+    parser.add_argument("--readme", type=Path, default=README)
+    args = parser.parse_args(argv)
+    rendered = render_all()
+    text = args.readme.read_text()
+    if args.write:
+        args.readme.write_text(rewrite(text, rendered))
+        print(f"wrote {len(readme_blocks(text))} blocks into {args.readme}")
+        return 0
+    if args.check:
+        found = readme_blocks(text)
+        bad = sorted(n for n in rendered if found.get(n) != rendered[n])
+        for name in bad:
+            print(f"{args.readme.name}: block {name!r} differs from the JSON"
+                  if name in found else f"{args.readme.name}: no block {name!r}")  # fmt: skip
+        return 1 if bad else 0
+    for name, body in rendered.items():
+        print(f"<!-- figures:{name} -->\n{body}\n<!-- /figures:{name} -->\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
