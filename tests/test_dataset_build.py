@@ -100,8 +100,16 @@ def test_evaluation_matches_a_hand_computation(built, capsys):
     assert code == 0
     report = json.loads(out.read_text())
     data = load_mmsa(built["out"], ("valid",))["valid"]
-    pred = predict(load_checkpoint(ckpt).model, data)["final"]
+    preds = predict(load_checkpoint(ckpt).model, data)
+    pred = preds["final"]
     labels = np.array([2.6, -2.2, 0.0])
+    # the curve: every spoken segment has speech steps; jitter over their consecutive changes
+    curve = report["curve"]
+    assert curve["utterances"] == 3 and curve["without_speech"] == 0
+    changes = np.concatenate([np.abs(np.diff(c)) for c in preds["curves"]])
+    assert curve["jitter"] == pytest.approx(changes.mean(), abs=1e-6)
+    last = np.array([c[-1] for c in preds["curves"]])
+    assert curve["last_mae"] == pytest.approx(np.mean(np.abs(last - labels)), abs=1e-6)
     got = report["metrics"]["MSRG (SIM final)"]
     assert got["mae"] == pytest.approx(np.mean(np.abs(pred - labels)), abs=1e-6)
     # has-0: positive iff >= 0; the third label (0.0) counts as positive.
