@@ -40,3 +40,28 @@ def test_undecided_finals_do_not_count_and_labels_are_optional():
 def test_mismatched_lengths_fail_clearly():
     with pytest.raises(ValueError, match="one final"):
         curve_metrics([np.array([1.0])], np.array([1.0, 2.0]))
+
+
+def test_demo_curve_from_published_messages():
+    """The pipeline benchmark's curve: final step versions with words or voice inside each
+    utterance, against its final_intensity."""
+    from benchmarks.pipeline import demo_curve
+    from realtime import messages as m
+
+    def step(seq, y, speech):
+        return m.StepMessage(
+            session="s", seq=seq, t_emit=0.0, t_start=seq / 10, t_end=(seq + 1) / 10, intensity=y,
+            modality_weights=m.ModalityWeights(0.5, 0.5, 0.0),
+            present=m.Presence(speech, speech, False), revision=0, final=True, latency_ms=1.0,
+        )  # fmt: skip
+
+    steps = [step(0, 0.0, False), step(1, 1.0, True), step(2, 2.95, True), step(3, 2.95, False),
+             step(4, 2.0, True), step(9, -1.0, True)]  # fmt: skip
+    utt = m.UtteranceMessage(
+        session="s", seq=0, t_emit=0.0, utterance_id=0, t_start=0.1, t_end=0.5, transcript="x",
+        utterance_intensity=1.0, timestep_intensity=1.0, final_intensity=-1.5, latency_ms=1.0,
+    )  # fmt: skip
+    got = demo_curve([*steps, utt])
+    # speech steps inside 0.1-0.5 s: 1.0, 2.95, 2.0 (step 3 has no speech, step 9 is outside)
+    assert got["speech_steps"] == 3 and got["saturation"] == pytest.approx(1 / 3, abs=1e-4)
+    assert got["jitter"] == pytest.approx(1.45) and got["sign_agreement"] == 0.0
