@@ -5,7 +5,9 @@
 realtime: the clip paced at real time, as a camera and microphone would deliver it; step latency
 is capture of a step's newest sample to its first publication, utterance latency is the pause
 being detected to the utterance result. fast: the clip replayed as fast as possible; speed is
-clip seconds per wall second. Writes benchmarks/results/pipeline.json.
+clip seconds per wall second. Both also give the live curve's metrics over the clip's utterances
+(msrg/curve.py; no labels: saturation, jitter, last step's sign against SIM's final). Writes
+benchmarks/results/pipeline.json.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from benchmarks.machine import (
@@ -26,6 +29,7 @@ from benchmarks.machine import (
     start_run,
     write_result,
 )
+from msrg.curve import curve_metrics
 from realtime import messages
 from realtime.extractors import Extractors
 from realtime.pipeline import PipelineOptions
@@ -37,6 +41,22 @@ from realtime.sources.demo import ensure_demo_clip
 def _cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+def demo_curve(got: list[messages.Message]) -> dict[str, float]:
+    """Curve metrics (msrg/curve.py) of the published steps: each utterance's final step versions
+    with words or voice whose middle lies in the utterance, against its final_intensity."""
+    steps = sorted((m for m in got if isinstance(m, messages.StepMessage) and m.final),
+                   key=lambda m: m.seq)  # fmt: skip
+    utts = [m for m in got if isinstance(m, messages.UtteranceMessage)]
+    curves = [
+        np.array([s.intensity for s in steps
+                  if u.t_start <= (s.t_start + s.t_end) / 2 <= u.t_end
+                  and (s.present.text or s.present.audio)])
+        for u in utts
+    ]  # fmt: skip
+    metrics = curve_metrics(curves, np.array([u.final_intensity for u in utts]))
+    return {k: round(float(v), 4) for k, v in metrics.items()}
 
 
 def run_mode(mode: str, clip: Path, checkpoint: Path, extractors: Extractors, port: int) -> dict:
@@ -68,6 +88,7 @@ def run_mode(mode: str, clip: Path, checkpoint: Path, extractors: Extractors, po
         "step_latency_ms": percentiles_ms(first),
         "utterances": len(utts),
         "utterance_latency_ms": percentiles_ms(utts) if utts else None,
+        "curve": demo_curve(got),
     }
 
 
@@ -106,6 +127,11 @@ def main(argv: list[str] | None = None) -> None:
                  "CPU cores", "utterances"], rows)  # fmt: skip
     path = write_result("pipeline", {"peak_memory_mb": round(peak_mb), "results": results},
                         checkpoint=described, engine="onnx", threads=1)  # fmt: skip
+    print_table(["mode", "saturated %", "jitter", "sign agree %", "decided", "speech steps"],
+                [[mode, round(100 * r["curve"].get("saturation", float("nan")), 1),
+                  r["curve"].get("jitter"), round(100 * r["curve"].get("sign_agreement", float("nan")), 1),
+                  r["curve"].get("decided"), r["curve"].get("speech_steps")]
+                 for mode, r in results.items()])  # fmt: skip
     print(f"wrote {path}")
 
 

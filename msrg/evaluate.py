@@ -4,6 +4,9 @@ builds them (cached), and optionally beside a ridge-regression text baseline.
     python -m msrg.evaluate --checkpoint CKPT --labels LABELS.csv [--split dev|test]
                             [--media DIR | --tts] [--transcripts] [--baseline] [--json OUT]
 
+Besides the utterance metrics it prints the live curve's (msrg/curve.py: saturation, jitter, the
+last speech step against the label and its sign against SIM's final), also under "curve" in the JSON.
+
 Like msrg.build_dataset, this command reaches into realtime/ for the live extractors (inside
 main() only); the library modules of msrg/ never do.
 """
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from msrg.curve import curve_metrics, format_curve_table
 from msrg.metrics import format_table, json_safe, regression_metrics
 from msrg.text_adapter import adapter_digest
 
@@ -52,9 +56,9 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, alphas=RIDGE_ALPHAS, folds: int = 5,
     return (lambda z: np.clip(z @ w + b, -3.0, 3.0)), alpha
 
 
-def predict_checkpoint(loaded, data) -> dict[str, np.ndarray]:  # noqa: ANN001
-    """Utterance-level predictions of every segment (SIM final, ULF, time-step summary);
-    `loaded` is a msrg.checkpoint.LoadedCheckpoint."""
+def predict_checkpoint(loaded, data) -> dict:  # noqa: ANN001
+    """Utterance-level predictions of every segment (SIM final, ULF, time-step summary) and
+    each segment's speech-step curve; `loaded` is a msrg.checkpoint.LoadedCheckpoint."""
     from dataclasses import replace
 
     from msrg.checkpoint import check_feature_dims
@@ -155,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"{args.split}: {len(data)} segments ({len(summary['problems'])} skipped)")
     print(format_table(rows))
+    curve = curve_metrics(preds["curves"], preds["final"], data.labels)
+    print(format_curve_table({"MSRG curve (speech steps)": curve}))
     report["metrics"] = rows
+    report["curve"] = curve
     if args.json:
         args.json.write_text(json.dumps(json_safe(report), indent=2))
         print(f"wrote {args.json}")

@@ -4,9 +4,11 @@ JSON of metrics.
     python -m msrg.train --data FILE.pkl --preset mosi --out runs/mosi.pt
 
 Loss: L1 (or MSE) of the SIM final intensity against the utterance label, plus `aux_weight` times
-the same loss on the mean time-step intensity over the utterance's valid steps. The auxiliary term
-keeps every step's intensity on the label's scale, so the live curve and the utterance result read
-in the same units.
+the time-step term (`aux_target`: `mean`, the loss of the mean step intensity; `progressive`, every
+speech step against the label with weights growing with how much of the utterance was heard,
+msrg/step_loss.py), plus `smooth_weight` times the mean |change| between consecutive speech steps.
+The step terms keep every step's intensity on the label's scale, so the live curve and the
+utterance result read in the same units.
 """
 
 from __future__ import annotations
@@ -26,10 +28,18 @@ from tqdm import tqdm
 
 from msrg.checkpoint import CheckpointError, check_feature_dims, save_checkpoint
 from msrg.config import MODALITIES, MSRGConfig, preset
+from msrg.curve import curve_metrics, format_curve_table, speech_curves
 from msrg.data import DataFormatError, SequenceSet, concat_sets, load_mmsa
 from msrg.metrics import format_table, json_safe, regression_metrics
 from msrg.modalities import modality_record
 from msrg.model import MSRG
+from msrg.step_loss import (
+    AUX_TARGETS,
+    mean_step_loss,
+    progressive_loss,
+    smoothness_loss,
+    speech_steps,
+)
 from msrg.text_adapter import AdapterError, adapter_digest, load_adapter
 
 log = logging.getLogger("msrg.train")
@@ -47,6 +57,9 @@ class TrainOptions:
     ulf_weight_decay: float = 0.0
     loss: str = "l1"  # l1 | mse
     aux_weight: float = 0.5  # weight of the time-step auxiliary loss (0 disables it)
+    aux_target: str = "mean"  # mean | progressive (msrg/step_loss.py)
+    aux_power: float = 1.0  # p of the progressive weights (t / T_u)^p
+    smooth_weight: float = 0.0  # weight of the within-utterance smoothness of speech steps
     grad_clip: float = 0.6
     patience: int = 8  # epochs without a better valid MAE before stopping
     seed: int = 0
@@ -58,10 +71,15 @@ class TrainOptions:
             raise ValueError("epochs and batch size must be >= 1 and lr > 0")
         if self.loss not in ("l1", "mse"):
             raise ValueError(f"loss must be l1 or mse, got {self.loss!r}")
+        if self.aux_target not in AUX_TARGETS:
+            raise ValueError(f"aux target must be one of {AUX_TARGETS}, got {self.aux_target!r}")
+        if self.aux_power < 0 or self.smooth_weight < 0 or self.aux_weight < 0:
+            raise ValueError("aux weight, aux power and smooth weight must be >= 0")
 
 
 CLI_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "ulf_weight_decay", "aux_weight",
-              "grad_clip", "patience", "seed", "threads", "loss")  # fmt: skip
+              "aux_target", "aux_power", "smooth_weight", "grad_clip", "patience", "seed",
+              "threads", "loss")  # fmt: skip
 
 
 @dataclass
@@ -114,11 +132,13 @@ def _batches(data: SequenceSet, batch_size: int, rng: np.random.Generator) -> li
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def predict(model: MSRG, data: SequenceSet, batch_size: int = 128) -> dict[str, np.ndarray]:
-    """Utterance-level predictions of a whole set: final, utterance (ULF) and time-step summary.
+def predict(model: MSRG, data: SequenceSet, batch_size: int = 128) -> dict:
+    """Utterance-level predictions of a whole set: final, utterance (ULF) and time-step summary,
+    and `curves`, each utterance's intensities at its speech steps (msrg/curve.py).
     Batches group similar lengths (less padding); results come back in the set's order."""
     model.eval()
     outs = {k: np.empty(len(data), np.float32) for k in ("final", "utterance", "timestep")}
+    curves: list[np.ndarray] = [np.empty(0)] * len(data)
     by_length = np.argsort(data.valid.sum(axis=1), kind="stable")
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
@@ -129,7 +149,29 @@ def predict(model: MSRG, data: SequenceSet, batch_size: int = 128) -> dict[str, 
             outs["final"][idx] = utt.final_intensity.numpy()
             outs["utterance"][idx] = utt.utterance_intensity.numpy()
             outs["timestep"][idx] = utt.timestep_intensity.numpy()
-    return outs
+            speech = speech_steps(mask, valid).numpy()
+            for i, curve in zip(idx, speech_curves(seq.intensity.numpy(), speech)):
+                curves[i] = curve
+    return {**outs, "curves": curves}
+
+
+def step_terms(
+    intensity: torch.Tensor, mask: torch.Tensor, valid: torch.Tensor, labels: torch.Tensor,
+    options: TrainOptions,
+) -> torch.Tensor:  # fmt: skip
+    """The time-step part of the loss: aux_weight x (mean or progressive) + smooth_weight x
+    smoothness. intensity, valid (B, T), mask (B, T, 3), labels (B,)."""
+    total = intensity.new_zeros(())
+    speech = speech_steps(mask, valid)
+    if options.aux_weight > 0:
+        if options.aux_target == "mean":
+            aux = mean_step_loss(intensity, valid, labels, options.loss)
+        else:
+            aux = progressive_loss(intensity, speech, labels, options.aux_power, options.loss)
+        total = total + options.aux_weight * aux
+    if options.smooth_weight > 0:
+        total = total + options.smooth_weight * smoothness_loss(intensity, speech)
+    return total
 
 
 def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOptions) -> TrainResult:
@@ -163,10 +205,9 @@ def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOpti
             text, audio, visual, mask, valid, labels = _tensors(train_set, idx)
             seq = model(text, audio, visual, mask)
             utt = model.utterance(text, audio, visual, mask, valid, seq.intensity, seq.salience)
-            loss = loss_fn(utt.final_intensity, labels)
-            if options.aux_weight > 0:
-                steps_mean = (seq.intensity * valid).sum(1) / valid.sum(1).clamp(min=1.0)
-                loss = loss + options.aux_weight * loss_fn(steps_mean, labels)
+            loss = loss_fn(utt.final_intensity, labels) + step_terms(
+                seq.intensity, mask, valid, labels, options
+            )
             opt.zero_grad()
             loss.backward()
             if options.grad_clip > 0:
@@ -200,6 +241,7 @@ def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOpti
         metrics[name] = regression_metrics(preds["final"], data.labels)
         metrics[f"{name}_ulf_only"] = regression_metrics(preds["utterance"], data.labels)
         metrics[f"{name}_timestep_only"] = regression_metrics(preds["timestep"], data.labels)
+        metrics[f"{name}_curve"] = curve_metrics(preds["curves"], preds["final"], data.labels)
     return TrainResult(model, best_epoch, history, metrics)
 
 
@@ -299,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     metrics_path.write_text(json.dumps(json_safe({**meta, "history": result.history}), indent=2))
     print(format_table({k: v for k, v in result.metrics.items() if "_" not in k}))
+    print(format_curve_table({k: v for k, v in result.metrics.items() if k.endswith("_curve")}))
     print(f"checkpoint: {out}\nmetrics: {metrics_path}")
     return 0
 

@@ -538,7 +538,7 @@ class Pipeline:
         msg = messages.StepMessage(
             session=self.options.session, seq=f.seq, t_emit=time.time(),
             t_start=f.t_start_s, t_end=f.t_end_s,
-            intensity=min(messages.INTENSITY_MAX, max(messages.INTENSITY_MIN, o.intensity)),
+            intensity=min(messages.INTENSITY_MAX, max(messages.INTENSITY_MIN, o.shown)),
             modality_weights=messages.ModalityWeights(*w),
             present=messages.Presence(*(bool(p) for p in f.present)),
             revision=o.revision, final=o.final, latency_ms=latency_ms,

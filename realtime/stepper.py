@@ -4,6 +4,12 @@ New steps run from the newest state. When late words change provisional steps, t
 provisional tail is re-run from the state saved after the last *final* step, so the cost is the
 tail only, never the history. Because engine states are immutable values, "saving" a state is
 keeping a reference to it.
+
+What a step shows (`StepOutcome.shown`, the published intensity): the model's estimate of the
+current utterance's sentiment from everything perceived so far. On a step without speech (no
+words placed, no voice activity) it holds the last speech step's value (0, neutral, before any
+speech): silence carries no evidence, and the model's outputs there were never trained to mean
+anything. SIM's utterance result uses the model's own intensities (`intensity`), as in training.
 """
 
 from __future__ import annotations
@@ -25,6 +31,17 @@ class StepOutcome:
     salience: float
     revision: int  # how many times this step was published before this version
     final: bool
+    shown: float = 0.0  # the published intensity: `intensity` on speech steps, else held
+
+
+def is_speech(features: StepFeatures) -> bool:
+    """Words placed or voice activity in the step (presence order: text, audio, visual)."""
+    return bool(features.present[0]) or bool(features.present[1])
+
+
+def held(features: StepFeatures, intensity: float, previous: float) -> float:
+    """The intensity to show: the model's on a speech step, else the previous shown value."""
+    return intensity if is_speech(features) else previous
 
 
 @dataclass
@@ -46,28 +63,34 @@ class StepRunner:
             maxlen=history_steps or engine.config.max_utterance_steps + 200
         )
         self.steps_run = 0  # engine calls, including re-runs (the cost of revisions)
+        self._final_shown = 0.0  # shown value of the last final step (neutral before speech)
 
     @property
     def _newest_state(self) -> EngineState:
         return self._tail[-1].state_after if self._tail else self._final_state
 
-    def _run(self, features: StepFeatures, state: EngineState) -> tuple[StepOutcome, EngineState]:
+    def _run(
+        self, features: StepFeatures, state: EngineState, previous_shown: float
+    ) -> tuple[StepOutcome, EngineState]:
         mask = np.asarray(features.present, np.float32)[None]
         inputs = StepInputs(features.text[None], features.audio[None], features.visual[None], mask)
         result, new_state = self.engine.step(state, inputs)
         self.steps_run += 1
         weights = tuple(float(w) for w in result.modality_weights[0])
+        intensity = float(result.intensity[0])
         outcome = StepOutcome(
-            features=features, intensity=float(result.intensity[0]),
+            features=features, intensity=intensity,
             modality_weights=weights,  # type: ignore[arg-type]
             salience=float(result.salience[0]), revision=0, final=False,
+            shown=held(features, intensity, previous_shown),
         )  # fmt: skip
         return outcome, new_state
 
     def add(self, steps: list[StepFeatures]) -> None:
         """New steps, run from the newest state."""
         for features in steps:
-            outcome, state = self._run(features, self._newest_state)
+            previous = self._tail[-1].outcome.shown if self._tail else self._final_shown
+            outcome, state = self._run(features, self._newest_state, previous)  # type: ignore[union-attr]
             self._tail.append(_TailEntry(features, outcome, state, published=0, dirty=True))
 
     def revise(self, changed: list[StepFeatures]) -> None:
@@ -79,12 +102,14 @@ class StepRunner:
         if start is None:
             return
         state = self._tail[start - 1].state_after if start > 0 else self._final_state
+        shown = self._tail[start - 1].outcome.shown if start > 0 else self._final_shown  # type: ignore[union-attr]
         for entry in self._tail[start:]:
             entry.features = by_seq.get(entry.features.seq, entry.features)
-            outcome, state = self._run(entry.features, state)
+            outcome, state = self._run(entry.features, state, shown)
+            shown = outcome.shown
             old = entry.outcome
-            moved = old is None or (outcome.intensity, outcome.modality_weights) != (
-                old.intensity,
+            moved = old is None or (outcome.shown, outcome.modality_weights) != (
+                old.shown,
                 old.modality_weights,
             )
             if moved or entry.features.seq in by_seq:
@@ -117,6 +142,7 @@ class StepRunner:
                 out.append(outcome)
             if outcome.final:
                 self._final_state = entry.state_after
+                self._final_shown = outcome.shown
                 self._history.append(outcome)
             else:
                 keep.append(entry)

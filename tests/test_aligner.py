@@ -12,7 +12,14 @@ from msrg.config import MSRGConfig
 from msrg.model import MSRG
 from realtime.aligner import Aligner, AlignerOptions
 from realtime.stepper import StepRunner
-from realtime.types import EmbeddedWord, FaceObservation, SpeechProbability, VoiceFrames, Word
+from realtime.types import (
+    EmbeddedWord,
+    FaceObservation,
+    SpeechProbability,
+    StepFeatures,
+    VoiceFrames,
+    Word,
+)
 
 CFG = MSRGConfig()
 
@@ -160,3 +167,32 @@ def test_final_revisions_equal_a_whole_sequence_pass(eager):
     assert np.abs(got - whole.intensity[0].numpy()).max() < 1e-5
     # Re-runs cost the provisional tail only: far fewer than re-running everything each time.
     assert runner.steps_run < 4 * len(seqs)
+
+
+def _features(seq, speech):
+    return StepFeatures(
+        seq=seq, t_start_s=seq / 10, t_end_s=(seq + 1) / 10,
+        text=np.full(CFG.text_dim, 0.3 * seq, np.float32),
+        audio=np.full(CFG.audio_dim, 0.5, np.float32), visual=np.zeros(CFG.visual_dim, np.float32),
+        present=(speech, speech, False), t_newest_capture_s=(seq + 1) / 10,
+    )  # fmt: skip
+
+
+def test_shown_intensity_holds_between_speech(eager):
+    """Silence before speech shows 0; a step without words or voice shows the last speech step's
+    value, also after a revision; `intensity` (SIM's input) stays the model's own."""
+    runner = StepRunner(eager)
+    speech = [False, True, True, False, False, True, False]
+    runner.add([_features(i, s) for i, s in enumerate(speech[:5])])
+    runner.finalise([0, 1, 2])
+    first = runner.take_publishable()
+    runner.add([_features(i, s) for i, s in enumerate(speech) if i >= 5])
+    runner.revise([_features(3, True)])  # late words: step 3 turns out to be speech
+    runner.finalise([3, 4, 5, 6])
+    out = {o.features.seq: o for o in first + runner.take_publishable()}
+    shown = [out[i].shown for i in range(len(speech))]
+    raw = [out[i].intensity for i in range(len(speech))]
+    assert shown[0] == 0.0
+    assert shown[1:3] == raw[1:3] and shown[5] == raw[5]
+    assert shown[3] == raw[3] and shown[4] == raw[3] and shown[6] == raw[5]
+    assert raw[4] != raw[3] and raw[6] != raw[5]  # the model itself moved: the hold is what shows

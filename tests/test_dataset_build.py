@@ -119,7 +119,15 @@ def test_evaluation_matches_an_independent_computation(built, capsys):
     report = json.loads(out.read_text())
     data = load_mmsa(built["out"], ("valid",))["valid"]
     pred = _one_by_one(load_checkpoint(ckpt).model.eval(), data)
+    preds = predict(load_checkpoint(ckpt).model, data)  # each segment's speech-step curve
     labels = np.array([2.6, -2.2, 0.0])
+    # the curve: every spoken segment has speech steps; jitter over their consecutive changes
+    curve = report["curve"]
+    assert curve["utterances"] == 3 and curve["without_speech"] == 0
+    changes = np.concatenate([np.abs(np.diff(c)) for c in preds["curves"]])
+    assert curve["jitter"] == pytest.approx(changes.mean(), abs=1e-6)
+    last = np.array([c[-1] for c in preds["curves"]])
+    assert curve["last_mae"] == pytest.approx(np.mean(np.abs(last - labels)), abs=1e-6)
     got = report["metrics"]["MSRG (SIM final)"]
     assert got["mae"] == pytest.approx(np.mean(np.abs(pred - labels)), abs=1e-5)
     # has-0: positive iff >= 0; the third label (0.0) counts as positive.

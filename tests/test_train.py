@@ -108,3 +108,23 @@ def test_several_files_join_split_by_split(tmp_path):
     c = make_synthetic_mmsa(tmp_path / "c.pkl", dims=(5, 3, 2), steps=6, sizes=(4, 2, 2))
     with pytest.raises(DataFormatError, match="different feature sizes"):
         load_splits([str(a), str(c)])
+
+
+def test_progressive_and_smooth_step_losses_lower_jitter(tmp_path):
+    """Same data, seed and settings: supervising every step (with smoothness) gives a calmer curve
+    than supervising only the steps' mean, and the options reach the checkpoint's meta."""
+    path = make_synthetic_mmsa(tmp_path / "syn.pkl", dims=(12, 5, 6), steps=12, sizes=(192, 64, 64))
+    splits = load_mmsa(path)
+    config = MSRGConfig(text_dim=12, audio_dim=5, visual_dim=6, d_model=32, window=4, ulf_hidden=16)
+    jitter = {}
+    for name, extra in (("mean", {}), ("progressive", {"aux_target": "progressive", "smooth_weight": 1.0})):
+        options = TrainOptions(epochs=4, batch_size=32, progress=False, threads=1, **extra)
+        jitter[name] = train(config, splits, options).metrics["valid_curve"]["jitter"]
+    assert jitter["progressive"] < 0.7 * jitter["mean"], jitter
+
+
+def test_bad_step_loss_options_fail_clearly():
+    with pytest.raises(ValueError, match="aux target"):
+        TrainOptions(aux_target="last")
+    with pytest.raises(ValueError, match="smooth weight"):
+        TrainOptions(smooth_weight=-1.0)
