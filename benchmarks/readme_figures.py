@@ -264,10 +264,34 @@ def soak() -> str:
                      rows))  # fmt: skip
 
 
+def profile() -> str:
+    """CPU per component of one live stream, each profiled build side by side."""
+    import json
+
+    runs = json.loads((ROOT / "benchmarks" / "results" / "profile_stream.json").read_text())["runs"]
+    names = list(runs)
+    parts = list(runs[names[0]]["components"])
+    rows = [[part, *(f"{runs[n]['components'][part]:.3f}" for n in names)] for part in parts]
+    rows.append(["**total**", *(f"**{runs[n]['total_cores']:.3f}**" for n in names)])
+    rows.append(["kept real time (step lag p95)", *(
+        f"{'yes' if runs[n]['kept_up'] else 'no'} ({runs[n]['step_lag_s_p95']:.2f} s)"
+        for n in names)])  # fmt: skip
+    loads = "; ".join(
+        f"{n}: load {runs[n]['load_average_before'][0]:.2f} -> "
+        f"{runs[n]['load_average_after'][0]:.2f}{' (**busy**)' if runs[n]['busy'] else ''}"
+        for n in names
+    )
+    m = runs[names[-1]]["machine"]
+    return (_table(["component (cores)", *names], rows)
+            + f"\n\nCPU time per second of media, {runs[names[-1]]['wall_s']:.0f} s after "
+            f"{runs[names[-1]]['warmup_s']:.0f} s of warm-up. *{m['date']}, {m['cpu']}, "
+            f"{m['cores']} cores, no GPU; {loads}.*")  # fmt: skip
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "demo": demo, "step-latency": step_latency, "engines": engines, "extractors": extractors,
     "tts-asr": tts_asr, "pipeline": pipeline, "multistream": multistream,
-    "dashboard": dashboard, "serving": serving, "soak": soak,
+    "dashboard": dashboard, "serving": serving, "soak": soak, "profile": profile,
 }  # fmt: skip
 
 
