@@ -177,7 +177,10 @@ def write_result(
         run["engine"] = engine
     if checkpoint is not None:
         run["checkpoint"] = checkpoint_info(checkpoint)
+    described = run["machine"]
     run.update(payload)
+    if isinstance(payload.get("machine"), dict):  # a benchmark's own machine facts add to ours
+        run["machine"] = {**described, **payload["machine"]}
     runs = read_runs(name) + [run]
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"

@@ -76,3 +76,8 @@ def test_results_keep_history_and_flag_a_busy_machine(tmp_path, monkeypatch) -> 
     assert machine.is_busy([cores + 0.5], [0.0], cores) and not machine.is_busy([0.1], [0.2], cores)
     busy_line = machine.load_line({**run, "load_before": [cores + 1.0], "load_after": [0.0]})
     assert "BUSY" in busy_line
+    # a benchmark's own machine facts (the dashboard's Qt platform) add to the description
+    machine.start_run()
+    machine.write_result("demo-bench", {"machine": {"qt_platform": "offscreen"}})
+    own = machine.read_runs("demo-bench")[-1]["machine"]
+    assert own["qt_platform"] == "offscreen" and own["cores"] == cores and own["cpu"]
