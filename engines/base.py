@@ -212,6 +212,21 @@ class Engine(ABC):
         return f"{self.name} ({self.selection_note})"
 
 
+class DelegatingEngine(Engine):
+    """An engine that hands every public call (`initial_state`, `step`, `utterance`, `close`) to
+    another: the fallback chain, the modality gate, one stream of the shared batched engine.
+    Subclasses override the public methods; the back-end hooks below are never reached."""
+
+    def _initial(self, batch_size: int) -> tuple[Any, ...]:
+        raise NotImplementedError(f"{type(self).__name__} delegates initial_state")
+
+    def _step(self, tensors: tuple[Any, ...], inputs: StepInputs) -> tuple[StepResult, tuple]:
+        raise NotImplementedError(f"{type(self).__name__} delegates step")
+
+    def _utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
+        raise NotImplementedError(f"{type(self).__name__} delegates utterance")
+
+
 def pad_utterance(inputs: UtteranceInputs, length: int) -> dict[str, np.ndarray]:
     """Zero-pad every array along T to `length` for fixed-shape engines. Padding has valid = 0,
     which ULF's pooling and SIM's softmax ignore, so results do not depend on L."""

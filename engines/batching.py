@@ -50,6 +50,7 @@ import numpy as np
 
 from engines.base import (
     STEP_INPUT_NAMES,
+    DelegatingEngine,
     Engine,
     EngineError,
     EngineState,
@@ -353,7 +354,7 @@ class SharedEngine:
             s.engine_s_total += time.monotonic() - started
 
 
-class StreamEngine(Engine):
+class StreamEngine(DelegatingEngine):
     """One stream's view of a SharedEngine; honours the Engine contract, so a pipeline takes it
     where it would take an engine. `close(state)` ends the stream: the batcher stops waiting for
     it (a later step makes it active again)."""
@@ -418,12 +419,3 @@ class StreamEngine(Engine):
     def describe(self) -> str:
         return f"{self.name} ({self.selection_note})"
 
-    # The abstract hooks are never reached: every public method goes through the shared engine.
-    def _initial(self, batch_size: int) -> tuple:
-        raise NotImplementedError
-
-    def _step(self, tensors: tuple, inputs: StepInputs) -> tuple[StepResult, tuple]:
-        raise NotImplementedError
-
-    def _utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
-        raise NotImplementedError

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from engines.base import (
+    DelegatingEngine,
     Engine,
     EngineState,
     StepInputs,
@@ -33,7 +34,7 @@ from msrg.config import MODALITIES
 from msrg.modalities import use_mask
 
 
-class ModalityGate(Engine):
+class ModalityGate(DelegatingEngine):
     """Wraps `inner`; `usage` maps each modality to "used" or "not used: <why>"."""
 
     def __init__(self, inner: Engine, usage: dict[str, str]) -> None:
@@ -89,12 +90,3 @@ class ModalityGate(Engine):
             features[i] = np.zeros_like(features[i])
         return (*features, mask)
 
-    # The abstract hooks are never reached: every public method delegates to `inner`.
-    def _initial(self, batch_size: int) -> tuple:
-        raise NotImplementedError
-
-    def _step(self, tensors: tuple, inputs: StepInputs) -> tuple[StepResult, tuple]:
-        raise NotImplementedError
-
-    def _utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
-        raise NotImplementedError

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 
 from engines.base import (
+    DelegatingEngine,
     Engine,
     EngineState,
     StepInputs,
@@ -37,7 +38,7 @@ def fallback_kind(engine_name: str) -> str | None:
     return FALLBACK_ORDER.get(engine_name.split("-")[0])
 
 
-class FallbackEngine(Engine):
+class FallbackEngine(DelegatingEngine):
     """Wraps `primary`; `load_next()` builds the replacement when (and only when) it is needed.
 
     `on_switch(message)` is told once, with one line saying what failed and what took over, so
@@ -120,12 +121,3 @@ class FallbackEngine(Engine):
             self.on_switch(f"engine {failed} failed ({first}); switched to {replacement.name}")
         return True
 
-    # The abstract hooks are never reached: every public method delegates to `active`.
-    def _initial(self, batch_size: int) -> tuple:
-        raise NotImplementedError
-
-    def _step(self, tensors: tuple, inputs: StepInputs) -> tuple[StepResult, tuple]:
-        raise NotImplementedError
-
-    def _utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
-        raise NotImplementedError
