@@ -40,6 +40,14 @@ from realtime.readout_messages import (  # noqa: F401  (re-exported: subscribers
     VoiceBaseline,
     VoiceReadout,
 )
+from realtime.status_fields import (  # noqa: F401  (re-exported: subscribers import messages)
+    MODALITIES,
+    SOURCE_STATES,
+    ModelModalities,
+    SanitisedCounts,
+    Security,
+    SourceStates,
+)
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema") / "messages.schema.json"
@@ -50,14 +58,12 @@ TOPIC_STATUS = "msrg.status"
 TOPIC_MARKER = "msrg.marker"
 TOPICS = (TOPIC_STEP, TOPIC_UTTERANCE, TOPIC_STATUS, TOPIC_MARKER)
 
-MODALITIES = ("text", "audio", "visual")
 INTENSITY_MIN, INTENSITY_MAX = -3.0, 3.0
 
 # Labels: negative < -0.5 <= neutral <= 0.5 < positive. The neutral band is the CMU-MOSI 7-class
 # "0" bin (intensities that round to zero), so labels agree with the usual 7-class reading.
 NEUTRAL_BAND = 0.5
 LABELS = ("negative", "neutral", "positive")
-SOURCE_STATES = ("ok", "lost", "off", "ended")  # off: not configured; ended: a file ran out
 MAX_STREAM_S = 1e9  # ~31 years: a stream time beyond this is corrupt, and plots lose precision
 MAX_MARKER_CHARS = 1_000  # an event marker is a label or a short JSON object, not a document
 MAX_FRAME_BYTES = 1 << 20  # a real message is < 2 KiB; anything near this is garbage or an attack
@@ -99,69 +105,6 @@ class Presence:
     def __post_init__(self) -> None:
         for m in MODALITIES:
             _boolean(f"present.{m}", getattr(self, m))
-
-
-@dataclass(frozen=True)
-class SourceStates:
-    """Capture device health as the pipeline sees it; values from SOURCE_STATES."""
-
-    camera: str
-    microphone: str
-
-    def __post_init__(self) -> None:
-        for name in ("camera", "microphone"):
-            if getattr(self, name) not in SOURCE_STATES:
-                raise MessageError(f"sources.{name} must be one of {SOURCE_STATES}")
-
-
-@dataclass(frozen=True)
-class SanitisedCounts:
-    """Feature vectors whose NaN/inf values were replaced, per modality, since session start."""
-
-    text: int
-    audio: int
-    visual: int
-
-    def __post_init__(self) -> None:
-        for m in MODALITIES:
-            _integer(f"sanitised.{m}", getattr(self, m))
-
-
-@dataclass(frozen=True)
-class Security:
-    """How the publisher is bound, so subscribers can warn when data may leak."""
-
-    endpoint: str  # the bound endpoint, e.g. tcp://127.0.0.1:5556
-    loopback: bool  # bound to a loopback address only
-    curve: bool  # CurveZMQ encryption and client authentication on
-    insecure: bool  # the user passed --insecure to bind beyond loopback without keys
-
-    def __post_init__(self) -> None:
-        _string("security.endpoint", self.endpoint, non_empty=True, max_len=512)
-        for name in ("loopback", "curve", "insecure"):
-            _boolean(f"security.{name}", getattr(self, name))
-
-    @property
-    def exposed(self) -> bool:
-        """Reachable beyond this machine without encryption: the dashboard shows a red warning."""
-        return not self.loopback and not self.curve
-
-
-@dataclass(frozen=True)
-class ModelModalities:
-    """Which modalities the model uses: "used", or "not used: <why>" (a modality the checkpoint
-    did not learn from is masked before the model; `present` still says what the sensors saw)."""
-
-    text: str
-    audio: str
-    visual: str
-
-    def __post_init__(self) -> None:
-        for m in MODALITIES:
-            value = _string(f"model_modalities.{m}", getattr(self, m), non_empty=True, max_len=300)
-            why = value.removeprefix("not used: ")
-            if value != "used" and (why == value or not why or "\n" in why):
-                raise MessageError(f"model_modalities.{m} must be 'used' or 'not used: <why>'")
 
 
 _NESTED = {
