@@ -7,7 +7,9 @@ clip paced at real time as a live session (live queues, device-loss checks), or 
 decodes with --fast. Two subscribers are attached the whole time: one drains and counts, one
 reads nothing (a stuck dashboard), so the run also shows that a stuck subscriber costs the
 pipeline nothing. Every minute: resident memory (RSS), the Python heap (with --tracemalloc),
-stream seconds processed, step latency p50/p95 over that minute. The verdict is on the PEAK
+stream seconds processed, step latency p50/p95 over that minute, and glibc's C heap totals (in use
+and held free: a leak grows the first, allocator retention the second; the pipeline gives free
+pages back once a minute, realtime/native_heap.py). The verdict is on the PEAK
 growth: the largest RSS of minutes 2.. against the end of the first minute (warm-up: models,
 caches and queues reach their working size); the target is under 5 %. With --tracemalloc the
 largest Python allocation growths by source line between minute 1 and the end go into the JSON.
@@ -32,7 +34,7 @@ import zmq
 
 from benchmarks.machine import print_table, start_run, write_result
 from engines import load_engine
-from realtime import messages
+from realtime import messages, native_heap
 from realtime.extractors import Extractors
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import Publisher, PublisherOptions
@@ -130,6 +132,9 @@ def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False) 
                 "asr_finals_waiting": len(pipeline._asr._inbox._finals),
                 "load_1min": round(os.getloadavg()[0], 2),
             }  # fmt: skip
+            heap = native_heap.usage()  # glibc's totals: in use (a leak) vs held free
+            if heap is not None:
+                row["c_heap_in_use_mb"], row["c_heap_free_mb"] = heap["in_use"], heap["free"]
             if trace:
                 row["python_heap_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
                 if k == 1:

@@ -40,6 +40,7 @@ from realtime.extractors.vad import (
     SegmentStart,
 )
 from realtime.media_recorder import MediaRecorder, MediaRecorderError
+from realtime.native_heap import Trimmer
 from realtime.outlets import Outlet
 from realtime.publisher import Publisher
 from realtime.queues import DropOldestQueue
@@ -72,6 +73,8 @@ class PipelineOptions:
     face_hz: float | None = None
     asr_wait_s: float = 60.0  # at the end of a stream, wait this long for pending transcripts
     status_period_s: float = 1.0
+    # Freed C heap goes back to the system this often (realtime/native_heap.py; the soak).
+    heap_trim_period_s: float = 60.0
     # A live device silent this long is reported lost (at once, not at the next 1 Hz status),
     # so a dashboard learns of an unplugged camera within ~1 s; real frame gaps are < 0.2 s.
     lost_after_s: float = 1.0
@@ -441,6 +444,7 @@ class Pipeline:
         next_status = time.monotonic()
         eos_at: float | None = None
         states = self._source_states(ended, last_seen)
+        trimmer = Trimmer(self.options.heap_trim_period_s)
 
         def handle(item: tuple) -> None:
             nonlocal end_s
@@ -514,6 +518,7 @@ class Pipeline:
             if time.monotonic() >= next_status:
                 next_status = time.monotonic() + self.options.status_period_s
                 self._publish_status(aligner, ended, last_seen)
+            trimmer.tick(time.monotonic())
             if all_ended and not tracker.pending and runner.provisional == 0:
                 self._publish_status(aligner, ended, last_seen)
                 break

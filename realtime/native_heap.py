@@ -1,0 +1,87 @@
+"""The C heap under the pipeline: how much of it is in use, and giving its free pages back.
+
+ONNX Runtime, CTranslate2 (Whisper), openSMILE and OpenCV allocate and free working buffers on
+several threads. glibc keeps freed blocks in per-thread arenas for reuse, so over a long session
+the resident size creeps up in steps although the memory in use does not grow. `trim()` asks
+glibc to return free pages to the system (malloc_trim(0)); the pipeline calls it once a minute.
+`usage()` reads glibc's own totals (mallinfo2: bytes in use and bytes held free), which tell
+a leak (in use grows) from retention (free grows). On a C library without these calls (macOS,
+musl) both return None and the pipeline logs once that trimming is not available.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import logging
+
+log = logging.getLogger(__name__)
+
+_MALLINFO2_FIELDS = (
+    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+    "fordblks", "keepcost",
+)  # fmt: skip
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2_FIELDS]
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.mallinfo2.argtypes = []
+        libc.mallinfo2.restype = _MallInfo2
+    except (OSError, AttributeError):  # not glibc, or glibc older than 2.33
+        return None
+    return libc
+
+
+def available() -> bool:
+    return _libc() is not None
+
+
+def trim() -> bool | None:
+    """Give free heap pages back to the system. True if some were returned, None if the C
+    library cannot (then nothing happens)."""
+    libc = _libc()
+    return None if libc is None else bool(libc.malloc_trim(0))
+
+
+def usage() -> dict[str, float] | None:
+    """The C heap in MiB: `in_use` (allocated blocks, small and mmapped) and `free` (freed blocks
+    glibc holds for reuse), over all arenas; None where the C library cannot say."""
+    libc = _libc()
+    if libc is None:
+        return None
+    info = libc.mallinfo2()
+    mib = 2**20
+    return {
+        "in_use": round((info.uordblks + info.hblkhd) / mib, 1),
+        "free": round(info.fordblks / mib, 1),
+    }
+
+
+class Trimmer:
+    """Calls `trim()` at most once per `period_s` (monotonic seconds passed in)."""
+
+    def __init__(self, period_s: float = 60.0) -> None:
+        self.period_s = period_s
+        self._next = 0.0
+        self.trims = 0
+        if not available():
+            log.info("this C library cannot return freed heap pages (no glibc malloc_trim)")
+
+    def tick(self, now_s: float) -> None:
+        if now_s < self._next or not available():
+            return
+        self._next = now_s + self.period_s
+        trim()
+        self.trims += 1
