@@ -11,17 +11,22 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
-import signal
 import sys
 import threading
 from pathlib import Path
 
+from realtime.cli import (
+    ENGINE_CHOICES,
+    StopOnSignal,
+    add_log_flag,
+    add_model_flags,
+    add_output_flags,
+    add_timing_flags,
+)
 from realtime.lsl import LslOptions
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import DEFAULT_ENDPOINT, PublisherOptions
 from realtime.session import (
-    DEFAULT_CHECKPOINT,
     InputOptions,
     SessionOptions,
     exit_past_busy_workers,
@@ -63,28 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--headless", action="store_true", help="no dashboard: print a status line per second"
     )
-    out.add_argument(
-        "--publish",
-        default=DEFAULT_ENDPOINT,
-        metavar="ENDPOINT",
-        help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT})",
-    )
-    out.add_argument(
-        "--curve-keys",
-        type=Path,
-        metavar="DIR",
-        help="CurveZMQ keys (python -m realtime.keys DIR); required beyond loopback",
-    )
-    out.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow publishing beyond loopback without encryption",
-    )
-    out.add_argument(
-        "--record",
-        type=Path,
-        metavar="DIR",
-        help="write messages.jsonl, steps.csv, utterances.csv here",
+    add_output_flags(
+        out,
+        publish_help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT})",
+        record_help="write messages.jsonl, steps.csv, utterances.csv here",
     )
     out.add_argument(
         "--record-media",
@@ -106,24 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"name of the LSL streams, one per monitor (default {LslOptions.name})",
     )
     model = p.add_argument_group("model")
-    model.add_argument(
-        "--engine", default="auto", choices=["auto", "onnx", "tensorrt", "eager", "triton"]
-    )
+    add_model_flags(model, ENGINE_CHOICES, "auto")
     model.add_argument("--triton-url", metavar="HOST:PORT", help="Triton gRPC (--engine triton)")
-    model.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH")
     run = p.add_argument_group("timing")
-    run.add_argument(
-        "--duration", type=float, metavar="SECONDS", help="stop after this much stream time"
-    )
-    run.add_argument(
-        "--pause-ms",
-        type=float,
-        default=600.0,
-        help="silence that closes an utterance (default 600)",
-    )
-    run.add_argument(
-        "--step-hz", type=float, default=10.0, help="model time steps per second (default 10)"
-    )
+    add_timing_flags(run)
     run.add_argument(
         "--face-hz",
         type=float,
@@ -149,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="use a recording's baseline.json instead of measuring one (replay)",
     )
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_flag(p)
     return p
 
 
@@ -232,24 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         from ui.frame_slot import FrameSlot
 
         preview = FrameSlot()  # the camera preview: only when capture runs in this process
-    stop = threading.Event()
-    session = None
-
-    def on_signal(signum: int, _frame: object) -> None:
-        name = signal.Signals(signum).name
-        if stop.is_set():  # a second signal: the user insists; every record is already on disk
-            log.warning("%s again: exiting at once", name)
-            os._exit(128 + signum)
-        log.info("%s: stopping", name)
-        stop.set()
-        if session is None:  # still loading models: abandon the load (caught below)
-            raise KeyboardInterrupt
-
-    # Before the models load, so that SIGTERM then is as orderly as it is later.
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    signals = StopOnSignal().install()  # before the models load
+    stop = signals.stop
     try:
         session = Session(options, frame_sink=preview.push if preview else None)
+        signals.loading = False
         if not dashboard:
             session.pipeline.on_message = _print_utterance
         session.start()
@@ -276,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_utterance(msg) -> None:
     """Headless: each utterance result on its own line, between the status lines."""
-    from realtime.messages import UtteranceMessage
+    from contract.messages import UtteranceMessage
 
     if isinstance(msg, UtteranceMessage):
         print(f"utterance {msg.utterance_id:3d} [{msg.t_start:6.1f}-{msg.t_end:6.1f} s] "

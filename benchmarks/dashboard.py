@@ -53,7 +53,7 @@ def publish(opts: BenchOptions, sent: mp.Value) -> None:
     """Publisher process: paced steps with provisional->final revisions, plus the burst."""
     import zmq
 
-    from realtime.messages import encode
+    from contract.messages import encode
     from ui.synthetic import SyntheticOptions, synthetic_session
 
     template = synthetic_session(SyntheticOptions(duration_s=12.0, session=opts.session))

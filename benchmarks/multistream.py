@@ -39,7 +39,7 @@ from benchmarks.machine import (
     start_run,
     write_result,
 )
-from realtime import messages
+from contract import messages
 from realtime.multi import MultiOptions, MultiSession, SharedModels
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import PublisherOptions

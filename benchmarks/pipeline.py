@@ -29,8 +29,8 @@ from benchmarks.machine import (
     start_run,
     write_result,
 )
+from contract import messages
 from msrg.curve import curve_metrics
-from realtime import messages
 from realtime.extractors import Extractors
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import PublisherOptions

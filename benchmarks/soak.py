@@ -33,8 +33,9 @@ import torch
 import zmq
 
 from benchmarks.machine import print_table, start_run, write_result
+from contract import messages
 from engines import load_engine
-from realtime import messages, native_heap
+from realtime import native_heap
 from realtime.extractors import Extractors
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import Publisher, PublisherOptions

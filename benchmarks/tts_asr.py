@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     start_run()
 
-    from realtime.dataset_builder import MODES, DatasetError, read_labels
+    from lab.dataset_builder import MODES, DatasetError, read_labels
     from realtime.extractors.asr import AsrOptions, SpeechRecognizer
     from realtime.tts import synthesize_speech
 

@@ -28,11 +28,6 @@ from msrg.config import MSRGConfig
 
 log = logging.getLogger(__name__)
 
-STATE_NAMES = (
-    "fe_h_text", "fe_h_audio", "fe_h_visual",
-    "win_text", "win_audio", "win_visual", "win_g",
-    "tlf_h", "rgn_s",
-)  # fmt: skip  # the order of msrg.model.STATE_NAMES (copied: importing it would import torch)
 STEP_INPUT_NAMES = ("text", "audio", "visual", "mask")
 STEP_OUTPUT_NAMES = ("intensity", "modality_weights", "salience")
 UTTERANCE_INPUT_NAMES = ("text", "audio", "visual", "mask", "valid", "intensity", "salience")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from contract.names import STATE_NAMES
 from engines.base import (
-    STATE_NAMES,
     STEP_INPUT_NAMES,
     STEP_OUTPUT_NAMES,
     UTTERANCE_INPUT_NAMES,

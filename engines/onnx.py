@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from contract.names import STATE_NAMES
 from engines.artefacts import ArtefactSpec, artefact_root, ensure
 from engines.base import (
-    STATE_NAMES,
     UTTERANCE_INPUT_NAMES,
     UTTERANCE_OUTPUT_NAMES,
     Engine,

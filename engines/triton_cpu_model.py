@@ -35,7 +35,7 @@ STATE_NAMES = (
     "fe_h_text", "fe_h_audio", "fe_h_visual",
     "win_text", "win_audio", "win_visual", "win_g",
     "tlf_h", "rgn_s",
-)  # fmt: skip  # the order of engines.base.STATE_NAMES (this file cannot import the project)
+)  # fmt: skip  # contract.names.STATE_NAMES: this file cannot import the project (tests/test_contract.py)
 UNKNOWN_STREAM = "unknown stream"  # the client restarts the stream when it reads this
 
 

@@ -26,8 +26,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.names import STATE_NAMES
 from engines.base import (
-    STATE_NAMES,
     STEP_INPUT_NAMES,
     STEP_OUTPUT_NAMES,
     UTTERANCE_INPUT_NAMES,

@@ -91,14 +91,14 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
-            f"checkpoint {path} does not exist; pass --checkpoint with a file from msrg.train"
+            f"checkpoint {path} does not exist; pass --checkpoint with a file from lab.train"
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
         raise CheckpointError(
             f"checkpoint {path} is unreadable or corrupted ({type(exc).__name__}); "
-            "re-copy it or retrain with python -m msrg.train"
+            "re-copy it or retrain with python -m lab.train"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an affect-monitor MSRG checkpoint")
@@ -137,12 +137,12 @@ def _check_modalities(loaded: LoadedCheckpoint) -> None:
             check_record(record)
         except ModalityRecordError as exc:
             raise CheckpointError(f"checkpoint {loaded.path}: {exc}; re-stamp it with "
-                                  "python -m msrg.modality_record") from None  # fmt: skip
+                                  "python -m lab.modality_record") from None  # fmt: skip
         return
     if loaded.digest not in _UNRECORDED_SEEN:
         _UNRECORDED_SEEN.add(loaded.digest)
         log.warning("checkpoint %s has no modality record: all modalities (%s) are assumed "
-                    "trained; stamp it with python -m msrg.modality_record", loaded.path,
+                    "trained; stamp it with python -m lab.modality_record", loaded.path,
                     ", ".join(MODALITIES))  # fmt: skip
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-# Live feature dimensions produced by realtime/ (defined here because msrg/ must not import
-# realtime/; realtime/ imports these).
-EXPRESSION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-FACE_GEOMETRY = ("cx", "cy", "width", "height", "confidence")  # box centre/size / frame size
-LIVE_TEXT_DIM = 384  # all-MiniLM-L6-v2 embedding
-LIVE_AUDIO_DIM = 25  # eGeMAPSv02 low-level descriptors
-LIVE_VISUAL_DIM = len(EXPRESSION_LABELS) + len(FACE_GEOMETRY)  # 12
-MODALITIES = ("text", "audio", "visual")
+from contract.names import (  # noqa: F401  (re-exported for the model's users)
+    EXPRESSION_LABELS,
+    FACE_GEOMETRY,
+    LIVE_AUDIO_DIM,
+    LIVE_TEXT_DIM,
+    LIVE_VISUAL_DIM,
+    MODALITIES,
+)
 
 
 @dataclass(frozen=True)

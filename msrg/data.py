@@ -2,7 +2,7 @@
 
 MMSA layout: `data[split][key]`, splits `train`, `valid`, `test`; keys `text` (N, L, D_t),
 `audio` (N, L_a, D_a), `vision` (N, L_v, D_v), `regression_labels` (N,), `id`, `raw_text`;
-unaligned files add `audio_lengths`, `vision_lengths`. Files written by `msrg.build_dataset` add
+unaligned files add `audio_lengths`, `vision_lengths`. Files written by `lab.build_dataset` add
 `mask` (N, L, 3) presence and `valid` (N, L) real-step flags, which are used when present.
 """
 

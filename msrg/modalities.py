@@ -3,8 +3,8 @@
 A model can only weigh a modality it saw in training: a branch that never received input keeps
 its initial weights, and feeding it live input adds noise, not information. `modality_record`
 computes, from the training split's presence mask, the share of valid (non-padding) training
-steps in which each modality was present, and the trained set by RULE. `msrg.train` stores the
-record in the checkpoint's meta as `meta["modalities"]`; `python -m msrg.modality_record` stamps
+steps in which each modality was present, and the trained set by RULE. `lab.train` stores the
+record in the checkpoint's meta as `meta["modalities"]`; `python -m lab.modality_record` stamps
 an existing checkpoint from its training set. Live sessions mask the others (engines/gate.py).
 
 NumPy only: the live side reads records without importing torch.

@@ -25,17 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msrg.config import MODALITIES, MSRGConfig
+from contract.names import INTENSITY_RANGE, MODALITIES, STATE_NAMES  # noqa: F401  (the layout initial_state makes)
+from msrg.config import MSRGConfig
 from msrg.fusion import AMLP, JCAF, causal_windows
 from msrg.rgn import RGN
 
 State = tuple[torch.Tensor, ...]
-INTENSITY_RANGE = 3.0  # CMU-MOSI/MOSEI sentiment scale is [-3, 3]
-STATE_NAMES = (
-    "fe_h_text", "fe_h_audio", "fe_h_visual",
-    "win_text", "win_audio", "win_visual", "win_g",
-    "tlf_h", "rgn_s",
-)  # fmt: skip
 
 
 @dataclass

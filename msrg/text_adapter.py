@@ -145,11 +145,11 @@ def adapter_digest(adapter: dict[str, Any] | None) -> str:
 
 
 def load_adapter(path: str | Path) -> dict[str, Any]:
-    """An adapter from a file written by msrg.tune_text, or the one inside an MSRG checkpoint."""
+    """An adapter from a file written by lab.tune_text, or the one inside an MSRG checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise AdapterError(
-            f"text adapter {path} does not exist; write one with python -m msrg.tune_text"
+            f"text adapter {path} does not exist; write one with python -m lab.tune_text"
         )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from realtime.readout_messages import Z_LIMIT
+from contract.readout_messages import Z_LIMIT
 
 MAD_TO_SD = 1.4826  # 1 / Phi^-1(3/4): MAD -> standard deviation for normal data
 FACE_KEYS = ("valence", "arousal")

@@ -43,9 +43,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from realtime import messages
+from contract import messages
+from contract.readout_messages import READOUT_FIELDS, readout_values
 from realtime.clock import StreamClock
-from realtime.readout_messages import READOUT_FIELDS, readout_values
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -40,6 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from engines.base import Engine
+from realtime.cli import (
+    StopOnSignal,
+    add_log_flag,
+    add_model_flags,
+    add_output_flags,
+    add_timing_flags,
+)
 from realtime.extractors import Extractors
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import DEFAULT_ENDPOINT, PublisherOptions
@@ -252,23 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also N streams of the built-in demo clip (always paced)")  # fmt: skip
     p.add_argument("--realtime", action="store_true",
                    help="pace --video files at real time (default: as fast as possible)")  # fmt: skip
-    p.add_argument("--engine", default="onnx", choices=ENGINES)
-    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="PATH")
+    add_model_flags(p, ENGINES, "onnx")
     p.add_argument("--max-wait-ms", type=float, default=2.0,
                    help="how long a step waits for the other streams' steps (default 2)")  # fmt: skip
-    p.add_argument("--publish", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
-                   help=f"stream 0's ZeroMQ PUB endpoint; stream i gets port + i "
-                        f"(default {DEFAULT_ENDPOINT})")  # fmt: skip
-    p.add_argument("--curve-keys", type=Path, metavar="DIR",
-                   help="CurveZMQ keys; required beyond loopback")  # fmt: skip
-    p.add_argument("--insecure", action="store_true",
-                   help="allow publishing beyond loopback without encryption")  # fmt: skip
-    p.add_argument("--record", type=Path, metavar="DIR",
-                   help="stream i records into DIR/stream-i")  # fmt: skip
-    p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this stream time")
-    p.add_argument("--pause-ms", type=float, default=600.0)
-    p.add_argument("--step-hz", type=float, default=10.0)
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_output_flags(
+        p,
+        publish_help=f"stream 0's ZeroMQ PUB endpoint; stream i gets port + i (default {DEFAULT_ENDPOINT})",
+        record_help="stream i records into DIR/stream-i",
+    )
+    add_timing_flags(p)
+    add_log_flag(p)
     return p
 
 
@@ -292,7 +290,7 @@ _PRINT_LOCK = threading.Lock()  # streams print from their own core threads: who
 
 
 def _utterance_printer(index: int):  # noqa: ANN202
-    from realtime.messages import UtteranceMessage
+    from contract.messages import UtteranceMessage
 
     def on_message(msg: object) -> None:
         if isinstance(msg, UtteranceMessage):
@@ -316,20 +314,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)  # as in main.py: the streams' threads already fill the cores
-    stop = threading.Event()
+    signals = StopOnSignal().install()  # as main.py: before the models load
+    stop = signals.stop
     multi: MultiSession | None = None
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            os._exit(128 + signum)
-        stop.set()
-        if multi is None:
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     try:
         multi = MultiSession(options)
+        signals.loading = False
         for i, session in enumerate(multi.sessions):
             session.pipeline.on_message = _utterance_printer(i)
             log.info("stream %d: session %s on %s", i, session.options.pipeline.session,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from realtime import messages
+from contract import messages
 
 
 class Outlet(Protocol):

@@ -26,13 +26,14 @@ from dataclasses import replace
 
 import numpy as np
 
+from contract import messages
 from engines.base import Engine
-from realtime import messages
 from realtime.audio_frontend import AudioFrontEnd
 from realtime.clock import StreamClock
 from realtime.device_health import DeliveryWatch
 from realtime.extractors import Extractors
-from realtime.extractors.asr import AsrRequest, AsrResult, AsrWorker
+from realtime.extractors.asr import AsrRequest, AsrResult
+from realtime.extractors.asr_worker import AsrWorker
 from realtime.extractors.face import FaceSampler
 from realtime.extractors.vad import PauseOnset, SegmentEnd, SegmentStart
 from realtime.media_recorder import MediaRecorder, MediaRecorderError

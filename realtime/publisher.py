@@ -12,7 +12,7 @@ from pathlib import Path
 
 import zmq
 
-from realtime import messages
+from contract import messages
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.baseline import Baseline
-from realtime.readout_messages import (
+from contract.readout_messages import (
     CIRCUMPLEX,
     EXPRESSION_LABELS,
     Expressions,
@@ -45,6 +44,7 @@ from realtime.readout_messages import (
     VoiceBaseline,
     VoiceReadout,
 )
+from realtime.baseline import Baseline
 from realtime.types import StepFeatures
 
 _VA = np.array([CIRCUMPLEX[label] for label in EXPRESSION_LABELS])  # (7, 2)

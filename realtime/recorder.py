@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from realtime import messages
-from realtime.readout_messages import READOUT_FIELDS, readout_values
+from contract import messages
+from contract.readout_messages import READOUT_FIELDS, readout_values
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engines.base import Engine
+from engines.fallback import FallbackEngine, fallback_kind
 from engines.modality_gate import ModalityGate
 from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
 from realtime.clock import StreamClock
-from realtime.engine_fallback import FallbackEngine, fallback_kind
 from realtime.extractors import Extractors
 from realtime.extractors.words import TextModelError
 from realtime.lsl import LslError, LslMarkerInlet, LslOptions, LslOutlet
@@ -101,7 +101,12 @@ def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
     if inputs.camera is not None:
         from realtime.sources.camera import CameraOptions, CameraSource
 
-        sources.append(CameraSource(CameraOptions(index=inputs.camera), clock))
+        camera = CameraSource(CameraOptions(index=inputs.camera), clock)
+        try:
+            camera.probe()  # opened now and kept: a missing camera is refused before the models load
+        except SourceError as exc:
+            raise SessionError(str(exc)) from None
+        sources.append(camera)
     if inputs.mic is not None or (inputs.camera is not None and inputs.use_mic):
         from realtime.sources.microphone import MicrophoneOptions, MicrophoneSource
 
@@ -110,6 +115,8 @@ def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
         try:
             microphone.probe()  # a missing microphone: say so before the models load
         except SourceError as exc:
+            for source in sources:
+                source.stop()  # the camera probed above
             raise SessionError(str(exc)) from None
         sources.append(microphone)
     return sources
@@ -134,7 +141,7 @@ def load_live_engine(
     kind: str, checkpoint: Path, on_switch: Callable[[str], None], triton_url: str | None = None
 ) -> tuple[ModalityGate, dict | None]:
     """The requested engine for `checkpoint`, checked against the live features and wrapped so
-    that a run-time failure switches once to the next back-end (realtime/engine_fallback.py),
+    that a run-time failure switches once to the next back-end (engines/fallback.py),
     with the checkpoint's text adapter (the word embedder must carry it). One line
     (SessionError) when the checkpoint or the engine cannot serve.
 
@@ -265,6 +272,8 @@ class Session:
         self.close_outputs()
 
     def close_outputs(self) -> None:
+        for source in self.sources:
+            source.stop()  # idempotent; releases a camera probed before a failed model load
         if self.lsl_markers is not None:
             self.lsl_markers.close()
         if self.lsl_outlet is not None:

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from contract import messages
 from engines.base import Engine
-from realtime import messages
 from realtime.aligner import Aligner, AlignerOptions
 from realtime.baseline import Baseline
 from realtime.device_health import DeliveryWatch

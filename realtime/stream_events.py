@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from realtime import messages
+from contract import messages
 from realtime.extractors.asr import AsrResult
 from realtime.extractors.vad import SegmentEnd, SegmentStart
 from realtime.types import EmbeddedWord, FaceObservation, SpeechProbability, VoiceFrames

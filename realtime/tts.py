@@ -75,7 +75,7 @@ def write_wav(path: str | Path, samples: np.ndarray, rate_hz: int = SAMPLE_RATE_
     return path
 
 
-# The dataset builder's voice (msrg.build_dataset --tts, msrg.evaluate --tts), chosen by Whisper's
+# The dataset builder's voice (lab.build_dataset --tts, lab.evaluate --tts), chosen by Whisper's
 # word error rate on 300 CMU-MOSI *train* transcripts (benchmarks/tts_asr.py): 160 wpm without
 # gaps 21.1 %, 160 wpm with 30 ms gaps 15.1 %, 150 wpm with 30 ms gaps 14.6 %. Without a gap
 # espeak-ng runs words together, and Whisper hears "not great" as "heart rate"; slower speech

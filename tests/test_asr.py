@@ -16,10 +16,10 @@ from realtime.extractors.asr import (
     AsrOptions,
     AsrRequest,
     AsrResult,
-    AsrWorker,
     SpeechRecognizer,
     window_frames,
 )
+from realtime.extractors.asr_worker import AsrWorker
 from realtime.extractors.whisper_weights import AsrModelError, ensure_model_dir, locate_parts
 from realtime.tts import silence, synthesize_speech
 from realtime.types import SAMPLE_RATE_HZ

@@ -14,10 +14,10 @@ import torch
 
 from engines import Engine, EngineState, StepInputs, StepResult, UtteranceInputs, load_engine
 from engines.batching import SharedEngine, SharedEngineError
+from engines.fallback import FallbackEngine
 from msrg.checkpoint import save_checkpoint
 from msrg.config import MSRGConfig
 from msrg.model import MSRG
-from realtime.engine_fallback import FallbackEngine
 
 CONFIG = MSRGConfig(max_utterance_steps=48)  # small L keeps the utterance graph cheap
 TOL = 1e-5

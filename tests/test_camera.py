@@ -170,3 +170,40 @@ def test_describe_devices_lists_cameras_and_microphones() -> None:
     text = describe_devices(max_camera_index=2)
     assert text.startswith("cameras")
     assert "\nmicrophones:\n" in text
+
+
+def test_probe_opens_once_keeps_the_device_for_start_and_stop_releases_an_unstarted_one() -> None:
+    opened: list[FakeCapture] = []
+
+    def factory(index: int) -> FakeCapture:
+        opened.append(FakeCapture())
+        return opened[-1]
+
+    source = CameraSource(capture_factory=factory)
+    source.probe()  # what the session does before the models load
+    source.probe()  # idempotent
+    source.start()
+    try:
+        deadline = time.monotonic() + 2
+        while source.read(0.1) is None and time.monotonic() < deadline:
+            pass
+        assert len(opened) == 1  # start used the probed device rather than opening another
+        assert opened[0].reads >= 2  # the probe's frame was stale and dropped; capture read on
+    finally:
+        source.stop()
+    unstarted = CameraSource(capture_factory=factory)
+    unstarted.probe()
+    unstarted.stop()  # e.g. the model failed to load after the probe
+    assert opened[-1].released.is_set()
+
+
+def test_a_session_refuses_a_missing_camera_before_loading_models(monkeypatch) -> None:
+    from realtime import session as session_module
+    from realtime.session import InputOptions, Session, SessionError, SessionOptions
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the models were loaded before the camera was checked")
+
+    monkeypatch.setattr(session_module, "load_live_engine", must_not_load)
+    with pytest.raises(SessionError, match="camera 7 could not be opened"):
+        Session(SessionOptions(inputs=InputOptions(camera=7)))

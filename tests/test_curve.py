@@ -46,7 +46,7 @@ def test_demo_curve_from_published_messages():
     """The pipeline benchmark's curve: final step versions with words or voice inside each
     utterance, against its final_intensity."""
     from benchmarks.pipeline import demo_curve
-    from realtime import messages as m
+    from contract import messages as m
 
     def step(seq, y, speech):
         return m.StepMessage(

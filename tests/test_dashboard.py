@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PyQt6.QtCore import QPointF
 
-from realtime import messages as m
+from contract import messages as m
 from ui.app import DashboardOptions, connect_window, display_available, run_dashboard
 from ui.dashboard import DashboardWindow
 from ui.frame_slot import FrameSlot

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from lab.dataset_builder import BuildOptions, build, read_labels
+from lab.evaluate import fit_ridge
+from lab.evaluate import main as evaluate_main
+from lab.train import predict
 from msrg.checkpoint import load_checkpoint, save_checkpoint
 from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
 from msrg.data import load_mmsa
-from msrg.evaluate import fit_ridge
-from msrg.evaluate import main as evaluate_main
 from msrg.model import MSRG
-from msrg.train import predict
-from realtime.dataset_builder import BuildOptions, build, read_labels
 
 LABELS = """id,text,label,mode
 vidA_1,i really loved this movie it was wonderful,2.6,valid
@@ -93,7 +93,7 @@ def test_a_second_build_reuses_the_cache(built):
 
 def _one_by_one(model: MSRG, data) -> np.ndarray:
     """The final intensity of each utterance computed on its own: a batch of one, cut to its
-    real steps, straight through the model; not through msrg.train.predict (batching, sorting
+    real steps, straight through the model; not through lab.train.predict (batching, sorting
     by length, padding), which the evaluation under test uses."""
     out = []
     with torch.no_grad():

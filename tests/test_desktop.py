@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from realtime import messages as m
+from contract import messages as m
 from ui.display_probe import explain_failure, xcb_plugin
 from ui.synthetic import SyntheticOptions, synthetic_session
 

@@ -11,9 +11,9 @@ import torch
 
 from engines import load_engine
 from engines.base import Engine, EngineState, StepInputs, StepResult, UtteranceInputs
+from engines.fallback import FallbackEngine, fallback_kind
 from msrg.checkpoint import save_checkpoint
 from msrg.model import MSRG
-from realtime.engine_fallback import FallbackEngine, fallback_kind
 
 
 class FailingEngine(Engine):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from contract import messages
 from engines import load_engine
 from msrg.checkpoint import save_checkpoint
 from msrg.model import MSRG
-from realtime import messages
 from realtime.extractors import Extractors
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.sources.demo import ensure_demo_clip

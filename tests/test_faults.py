@@ -21,12 +21,12 @@ import pytest
 import torch
 from test_engine_fallback import FailingEngine  # tests/ is on sys.path under pytest
 
+from contract import messages
 from engines import load_engine
+from engines.fallback import FallbackEngine
 from msrg.checkpoint import save_checkpoint
 from msrg.model import MSRG
-from realtime import messages
 from realtime.clock import StreamClock
-from realtime.engine_fallback import FallbackEngine
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import Publisher, PublisherOptions
 from realtime.sources.camera import CameraOptions, CameraSource

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime import messages as m
+from contract import messages as m
 from realtime.clock import StreamClock
 from realtime.lsl import (
     STEP_CHANNELS,

@@ -10,7 +10,7 @@ import sys
 import jsonschema
 import pytest
 
-from realtime import messages as m
+from contract import messages as m
 from ui.synthetic import SyntheticOptions, synthetic_session
 
 
@@ -206,7 +206,7 @@ def test_security_exposed_flag() -> None:
 
 def test_messages_module_imports_stdlib_only() -> None:
     code = (
-        "import sys, realtime.messages; "
+        "import sys, contract.messages; "
         "bad = [n for n in ('numpy', 'torch', 'zmq', 'PyQt6', 'jsonschema') if n in sys.modules]; "
         "sys.exit(1 if bad else 0)"
     )

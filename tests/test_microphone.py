@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from realtime import messages
+from contract import messages
 from realtime.clock import StreamClock
 from realtime.device_health import DeliveryWatch
 from realtime.sources.base import SourceError

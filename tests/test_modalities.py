@@ -1,4 +1,4 @@
-"""The checkpoint's modality record: computed from the training masks, written by msrg.train,
+"""The checkpoint's modality record: computed from the training masks, written by lab.train,
 stamped onto older checkpoints, read on load (one log line when absent), and the shipped
 checkpoint's record says it learned from words and voice, not faces."""
 
@@ -69,7 +69,7 @@ def test_train_writes_the_record(tmp_path):
     data = _masked_set(tmp_path / "set.pkl", visual_share=0.02)
     out = tmp_path / "m.pt"
     proc = subprocess.run(
-        [sys.executable, "-m", "msrg.train", "--data", str(data), "--preset", "data",
+        [sys.executable, "-m", "lab.train", "--data", str(data), "--preset", "data",
          "--epochs", "1", "--d-model", "16", "--window", "3", "--out", str(out)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -105,7 +105,7 @@ def test_stamp_rewrites_meta_and_keeps_the_weights(tmp_path):
     before = load_checkpoint(path)
     data = _masked_set(tmp_path / "set.pkl", visual_share=0.0)
     proc = subprocess.run(
-        [sys.executable, "-m", "msrg.modality_record", "--data", str(data),
+        [sys.executable, "-m", "lab.modality_record", "--data", str(data),
          "--checkpoint", str(path)], capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -125,7 +125,7 @@ def test_stamp_errors_are_one_line(tmp_path):
     make_synthetic_mmsa(other, dims=(7, 5, 6), steps=4, sizes=(4, 2, 2))
     for data in (tmp_path / "missing.pkl", other):
         proc = subprocess.run(
-            [sys.executable, "-m", "msrg.modality_record", "--data", str(data),
+            [sys.executable, "-m", "lab.modality_record", "--data", str(data),
              "--checkpoint", str(path)], capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert proc.returncode == 2
@@ -146,7 +146,7 @@ def test_malformed_record_is_refused(tmp_path):
 def test_shipped_checkpoint_learned_words_and_voice_not_faces():
     loaded = load_checkpoint(SHIPPED)
     record = loaded.modality_record
-    assert record is not None, "stamp it: python -m msrg.modality_record --data SET --checkpoint"
+    assert record is not None, "stamp it: python -m lab.modality_record --data SET --checkpoint"
     assert loaded.trained_modalities == ("text", "audio")
     assert record["presence"]["visual"] == 0.0
     assert record["presence"]["text"] >= 0.05 and record["presence"]["audio"] >= 0.05
@@ -154,14 +154,14 @@ def test_shipped_checkpoint_learned_words_and_voice_not_faces():
 
 
 def test_evaluation_masks_what_the_checkpoint_did_not_learn(tmp_path):
-    """msrg.evaluate predicts as live use does: faces in the data do not reach a checkpoint
+    """lab.evaluate predicts as live use does: faces in the data do not reach a checkpoint
     trained without them."""
     from dataclasses import replace
 
+    from lab.evaluate import predict_checkpoint
+    from lab.modality_record import stamp
+    from lab.train import predict
     from msrg.data import load_mmsa
-    from msrg.evaluate import predict_checkpoint
-    from msrg.modality_record import stamp
-    from msrg.train import predict
 
     path = _unrecorded_checkpoint(tmp_path / "m.pt")
     stamp(path, [_masked_set(tmp_path / "no_faces.pkl", visual_share=0.0)])

@@ -17,11 +17,11 @@ import jsonschema
 import numpy as np
 import pytest
 
+from contract import messages
 from engines import load_engine
 from engines.batching import SharedEngine
 from msrg.checkpoint import load_checkpoint
 from msrg.data import make_synthetic_mmsa
-from realtime import messages
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import PublisherOptions
 from realtime.replay import extract_source
@@ -217,7 +217,7 @@ def test_checkpoint_trained_on_all_three_keeps_the_face(setup: dict) -> None:
     data = make_synthetic_mmsa(tmp / "live.pkl", dims=(384, 25, 12), steps=12, sizes=(48, 8, 8))
     ckpt = tmp / "all.pt"
     proc = subprocess.run(
-        [sys.executable, "-m", "msrg.train", "--data", str(data), "--preset", "data",
+        [sys.executable, "-m", "lab.train", "--data", str(data), "--preset", "data",
          "--epochs", "1", "--d-model", "32", "--out", str(ckpt)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -12,11 +12,11 @@ import pytest
 import torch
 import zmq
 
+from contract import messages
 from engines import StepInputs, load_engine
 from engines.modality_gate import ModalityGate
 from msrg.checkpoint import load_checkpoint, save_checkpoint
 from msrg.model import MSRG
-from realtime import messages
 from realtime.multi import MultiOptions, MultiSession, SharedModels, options_from, stream_endpoints
 from realtime.multi import build_parser as multi_parser
 from realtime.pipeline import PipelineOptions

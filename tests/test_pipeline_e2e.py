@@ -19,9 +19,9 @@ import pytest
 import torch
 import zmq
 
+from contract import messages
 from msrg.checkpoint import save_checkpoint
 from msrg.model import MSRG
-from realtime import messages
 from realtime.session import DEFAULT_CHECKPOINT
 from realtime.sources.demo import DemoSentence, make_clip
 

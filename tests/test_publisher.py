@@ -15,7 +15,7 @@ import pytest
 import zmq
 import zmq.auth
 
-from realtime import messages
+from contract import messages
 from realtime.keys import make_keys
 from realtime.publisher import Publisher, PublisherError, PublisherOptions
 

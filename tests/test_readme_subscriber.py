@@ -11,7 +11,7 @@ from pathlib import Path
 
 import zmq
 
-from realtime import messages
+from contract import messages
 
 ROOT = Path(__file__).resolve().parent.parent
 README_ENDPOINT = "tcp://127.0.0.1:5556"  # the default --publish endpoint the snippet connects to

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PyQt6.QtGui import QColor, QImage
 
-from realtime import messages as m
+from contract import messages as m
 from ui.dashboard import DashboardWindow
 from ui.history import History
 from ui.readout_panels import EXPRESSION_COLOURS, VOICE_PEN, ReadoutMemory

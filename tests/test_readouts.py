@@ -10,8 +10,8 @@ import jsonschema
 import numpy as np
 import pytest
 
+from contract import messages
 from msrg.config import EXPRESSION_LABELS as MODEL_LABELS
-from realtime import messages
 from realtime.aligner import Aligner, AlignerOptions
 from realtime.audio_frontend import AudioFrontEnd
 from realtime.extractors.face import FaceExtractor, FaceSampler

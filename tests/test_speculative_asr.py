@@ -12,15 +12,16 @@ pass can take 2-3 s, the recogniser is idle again when the second sentence ends.
 from __future__ import annotations
 
 import re
+import threading
 
 import numpy as np
 import pytest
 import torch
 
+from contract import messages
 from engines import load_engine
 from msrg.checkpoint import save_checkpoint
 from msrg.model import MSRG
-from realtime import messages
 from realtime.clock import StreamClock
 from realtime.extractors import Extractors
 from realtime.pipeline import Pipeline, PipelineOptions
@@ -70,6 +71,9 @@ def _run(setup: dict, extractors: Extractors, speculative: bool, paced: bool):
         assert pipeline.wait(120)
     finally:
         pipeline.stop()
+    # Every way out of the audio worker closes the voice extractor: openSMILE's run thread has
+    # ended and its handle is freed (realtime/extractors/voice.py names the thread).
+    assert not [t for t in threading.enumerate() if t.name == "voice-smile"]
     utterances = [m for m in got if isinstance(m, messages.UtteranceMessage)]
     return utterances, pipeline._asr.stats, counting.calls
 

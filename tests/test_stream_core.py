@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from contract import messages
 from engines import load_engine
-from realtime import messages
 from realtime.device_health import DeliveryWatch
 from realtime.extractors.asr import AsrResult
 from realtime.extractors.vad import SegmentEnd, SegmentStart
@@ -32,12 +32,12 @@ def engine():
     return load_engine("eager", DEFAULT_CHECKPOINT)
 
 
-def make_core(engine, *, live=False, watch=None, counts=DeviceCounts()):
+def make_core(engine, *, live=False, watch=None, counts=None):
     sent: list[messages.Message] = []
     stats = SessionStats()
     inputs = CoreInputs(
         has_video=True, has_audio=True, live=live, stats=stats,
-        watch=watch or DeliveryWatch(1.0), emit=sent.append, device_counts=lambda: counts,
+        watch=watch or DeliveryWatch(1.0), emit=sent.append, device_counts=lambda: counts or DeviceCounts(),
     )  # fmt: skip
     core = StreamCore(PipelineOptions(session="test", baseline_s=0.0), engine, inputs)
     return core, sent, stats

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from lab.reembed_text import Matcher, reembed_split, runs_of
+from lab.train import check_data_adapter
 from msrg.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from msrg.data import DataFormatError, SequenceSet, concat_sets
 from msrg.model import MSRG
-from msrg.reembed_text import Matcher, reembed_split, runs_of
 from msrg.text_adapter import (
     AdapterError,
     adapter_from,
@@ -24,7 +25,6 @@ from msrg.text_adapter import (
     load_adapter,
     merge_adapter,
 )
-from msrg.train import check_data_adapter
 from realtime.extractors.words import WordEmbedder, WordEmbedderOptions
 from realtime.session import SessionError, check_text_adapter
 from realtime.types import Word
@@ -32,7 +32,7 @@ from realtime.types import Word
 
 @pytest.fixture(scope="module")
 def adapter(embedder_base: WordEmbedder) -> dict:
-    """A random (non-zero) adapter on layers 4 and 5, as msrg.tune_text would write one."""
+    """A random (non-zero) adapter on layers 4 and 5, as lab.tune_text would write one."""
     torch.manual_seed(0)
     bert = copy.deepcopy(embedder_base._model[0].auto_model)
     wrapped = insert_low_rank(bert, rank=4, alpha=8.0, layers=[4, 5])
@@ -209,7 +209,7 @@ def test_training_data_and_adapter_must_agree() -> None:
 
 
 def test_tune_text_writes_a_loadable_adapter(tmp_path) -> None:
-    from msrg.tune_text import main
+    from lab.tune_text import main
 
     labels = tmp_path / "label.csv"
     good = ["I loved it", "great fun", "wonderful acting", "a joy to watch", "brilliant"]
@@ -230,7 +230,7 @@ def test_tune_text_writes_a_loadable_adapter(tmp_path) -> None:
 def test_recognised_transcripts_join_with_the_true_labels(tmp_path) -> None:
     import pickle
 
-    from msrg.tune_text import recognised_rows
+    from lab.tune_text import recognised_rows
 
     data = {"train": {"id": ["v1_1", "v1_2", "v2_1", "zz_9"],
                       "asr_text": ["I loved it", "great fun", "", "unknown id"]}}  # fmt: skip

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+from lab.train import TrainOptions, train
 from msrg.config import MSRGConfig
 from msrg.data import DataFormatError, load_mmsa, make_synthetic_mmsa
-from msrg.train import TrainOptions, train
 
 
 def test_learns_a_known_function(tmp_path):
@@ -50,7 +50,7 @@ def test_cli_reports_dimension_mismatch_in_one_line(tmp_path):
         [
             sys.executable,
             "-m",
-            "msrg.train",
+            "lab.train",
             "--data",
             str(path),
             "--preset",
@@ -92,7 +92,7 @@ def test_unaligned_audio_is_pooled_onto_text_steps(tmp_path):
 
 
 def test_several_files_join_split_by_split(tmp_path):
-    from msrg.train import load_splits
+    from lab.train import load_splits
 
     a = make_synthetic_mmsa(tmp_path / "a.pkl", dims=(4, 3, 2), steps=6, sizes=(8, 4, 4), seed=1)
     b = make_synthetic_mmsa(tmp_path / "b.pkl", dims=(4, 3, 2), steps=9, sizes=(5, 3, 2), seed=2)

@@ -30,7 +30,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from realtime.messages import NEUTRAL_BAND, MarkerMessage, Message, StatusMessage, UtteranceMessage
+from contract.messages import NEUTRAL_BAND, MarkerMessage, Message, StatusMessage, UtteranceMessage
 from ui.history import WINDOWS_S, History, write_utterances_csv
 from ui.plot_items import LineOverlay
 from ui.preview import CameraPreview, FrameSlot

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.messages import (
+from contract.messages import (
     MODALITIES,
     MarkerMessage,
     Message,

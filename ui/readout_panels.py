@@ -20,7 +20,7 @@ from PyQt6.QtGui import QColor, QPainter, QPen, QPolygonF, QStaticText
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 from pyqtgraph.functions import create_qpolygonf, ndarray_from_qpolygonf
 
-from realtime.messages import (
+from contract.messages import (
     CIRCUMPLEX,
     EXPRESSION_LABELS,
     FaceReadout,

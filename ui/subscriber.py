@@ -18,7 +18,7 @@ import zmq
 from PyQt6.QtCore import QObject, QSocketNotifier, QTimer, pyqtSignal
 from zmq.utils.monitor import parse_monitor_message
 
-from realtime.messages import TOPICS, Message, MessageError, VersionError, decode_message
+from contract.messages import TOPICS, Message, MessageError, VersionError, decode_message
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from realtime.messages import (
+from contract.messages import (
     CIRCUMPLEX,
     Calibration,
     Expressions,

@@ -8,8 +8,8 @@ from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QRectF, Qt
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from realtime.messages import INTENSITY_MAX, MODALITIES, NEUTRAL_BAND, label_for
-from realtime.messages import UtteranceMessage as Utterance
+from contract.messages import INTENSITY_MAX, MODALITIES, NEUTRAL_BAND, label_for
+from contract.messages import UtteranceMessage as Utterance
 
 # One palette for every panel, so a colour means the same thing everywhere.
 BACKGROUND = "#11151c"

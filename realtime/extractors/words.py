@@ -41,7 +41,7 @@ class WordEmbedderOptions:
     batch_size: int = 64  # prefixes per forward pass
     cache_size: int = 4096  # prefix texts remembered (each 384 float32 = 1.5 KB)
     model_dir: Path | None = None  # None: the folder inside the installed package
-    # Low-rank sentiment deltas from msrg.tune_text, merged into MiniLM at load (None: the base
+    # Low-rank sentiment deltas from lab.tune_text, merged into MiniLM at load (None: the base
     # encoder). The checkpoint carries the one its model was trained with.
     adapter: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 

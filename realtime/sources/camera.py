@@ -97,6 +97,7 @@ class CameraSource(Source):
         self._delivered = 0
         self._reopens = 0
         self._capture_ended = threading.Event()  # set when the capture loop has exited
+        self._probed: tuple[CaptureLike, np.ndarray] | None = None  # opened by probe, for start
 
     def _open(self) -> tuple[CaptureLike, np.ndarray]:
         o = self.options
@@ -119,11 +120,20 @@ class CameraSource(Source):
             raise SourceError(f"{where}: it opened but returned no frame (in use?); {hint}")
         return capture, image
 
+    def probe(self) -> None:
+        """Open the camera now and keep it for `start`: a missing or silent camera is a one-line
+        SourceError before the models load (seconds), not after."""
+        if self._probed is None and self._thread is None:
+            self._probed = self._open()
+
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("CameraSource.start() called twice")
-        capture, first = self._open()
-        self._queue.put(VideoFrame(seq=0, t_s=self.clock.now(), image=first))
+        if self._probed is not None:  # opened before the models loaded: its first frame is stale
+            (capture, _), self._probed = self._probed, None
+        else:
+            capture, first = self._open()
+            self._queue.put(VideoFrame(seq=0, t_s=self.clock.now(), image=first))
         self._thread = threading.Thread(
             target=self._capture_loop, args=(capture,), name=f"camera-{self.options.index}",
             daemon=True,
@@ -196,6 +206,9 @@ class CameraSource(Source):
 
     def stop(self) -> None:
         self._stop.set()
+        if self._probed is not None:  # probed, never started (the session failed to load)
+            self._probed[0].release()
+            self._probed = None
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(self.options.join_timeout_s)
             if self._thread.is_alive():

@@ -1,4 +1,4 @@
-"""Field checks shared by the message records (realtime/messages.py, realtime/readout_messages.py):
+"""Field checks shared by the message records (contract/messages.py, contract/readout_messages.py):
 each raises MessageError with one line naming the field. Stdlib only."""
 
 from __future__ import annotations

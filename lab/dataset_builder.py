@@ -8,9 +8,9 @@ the transcript with espeak-ng (no video: visual absent). `--transcripts` places 
 words on the speech instead of recognising them (to measure what recognition costs).
 
 The output is an MMSA-format pickle (splits train/valid/test) with `mask` and `valid` added;
-`python -m msrg.train --data OUT --preset live` trains on it. Each segment's features are cached
+`python -m lab.train --data OUT --preset live` trains on it. Each segment's features are cached
 (one .npz per id, in the cache folder, keyed by the builder's settings), so an interrupted build
-resumes and msrg.evaluate reuses what a build made.
+resumes and lab.evaluate reuses what a build made.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def build(
     if cache_dir is None:
         from realtime.cache import cache_dir as default_cache
 
-        cache_dir = default_cache() / "features"  # shared with msrg.evaluate, which reuses it
+        cache_dir = default_cache() / "features"  # shared with lab.evaluate, which reuses it
     cache = cache_dir / options.key()
     cache.mkdir(parents=True, exist_ok=True)
     files = {

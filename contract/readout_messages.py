@@ -1,6 +1,6 @@
 """The readout blocks of the wire format: the face and voice readouts of a step and the status's
 calibration state (realtime/readouts.py and realtime/baseline.py compute them). Stdlib only, like
-realtime/messages.py, which carries these records; the JSON Schema describes the same objects.
+contract/messages.py, which carries these records; the JSON Schema describes the same objects.
 
 Rule: a readout that was not measured is absent (null), never zeros that look like a reading.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from realtime.message_fields import MessageError, _boolean, _number, _optional
+from contract.message_fields import MessageError, _boolean, _number, _optional
 
 # FER2013's seven classes in the expression network's output order (msrg.config has the same).
 EXPRESSION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

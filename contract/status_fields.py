@@ -1,15 +1,15 @@
 """The status message's nested records (device health, sanitised counts, how the publisher is
 bound, which modalities the model uses) and the names they check against. Stdlib only, like
-realtime/messages.py, which carries and re-exports them; the JSON Schema describes the same
+contract/messages.py, which carries and re-exports them; the JSON Schema describes the same
 objects."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from realtime.message_fields import MessageError, _boolean, _integer, _string
+from contract.message_fields import MessageError, _boolean, _integer, _string
+from contract.names import MODALITIES
 
-MODALITIES = ("text", "audio", "visual")
 SOURCE_STATES = ("ok", "lost", "off", "ended")  # off: not configured; ended: a file ran out
 
 
