@@ -2,7 +2,7 @@
 
 Stdlib only: the dashboard and any third-party subscriber import this without numpy or torch.
 Every message travels as a ZeroMQ multipart `[topic, UTF-8 JSON object]`. The JSON Schema in
-`realtime/schema/messages.schema.json` describes the same objects for other languages; the
+`contract/schema/messages.schema.json` describes the same objects for other languages; the
 checks below mirror it (plus `t_end >= t_start`, which JSON Schema cannot express), so decoding
 needs no jsonschema at run time.
 

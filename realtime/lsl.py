@@ -5,7 +5,7 @@
 - `<name>` (type `Affect`): one float32 sample per model time step at the step rate, channels
   STEP_CHANNELS (labels, units and types in the stream's XML `desc`).
 - `<name>-utterances` (type `Markers`, irregular): one string sample per utterance result, the
-  `msrg.utterance` JSON object exactly as on ZeroMQ (realtime/schema/messages.schema.json).
+  `msrg.utterance` JSON object exactly as on ZeroMQ (contract/schema/messages.schema.json).
 
 `LslMarkerInlet` receives an experimenter's marker stream (e.g. from PsychoPy) on a thread of its
 own and hands each marker, as an `msrg.marker` message, to a `publish` callback (the pipeline's

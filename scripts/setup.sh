@@ -11,6 +11,9 @@ APT_PKGS=(libportaudio2 ffmpeg espeak-ng libegl1 libgl1 libglib2.0-0 libfontconf
 APT_PKGS+=(libx11-6 libx11-xcb1 libxcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1
            libxcb-randr0 libxcb-render-util0 libxcb-render0 libxcb-shape0 libxcb-shm0 libxcb-sync1
            libxcb-util1 libxcb-xfixes0 libxcb-xkb1 libxkbcommon0 libxkbcommon-x11-0 xvfb)
+# A PulseAudio server with a null sink is the virtual microphone of tests/test_virtual_mic.py
+# (ALSA's pulse plugin makes it a PortAudio input).
+APT_PKGS+=(pulseaudio pulseaudio-utils libasound2-plugins)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

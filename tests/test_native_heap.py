@@ -36,7 +36,7 @@ def test_usage_tells_in_use_from_held_free_and_trim_gives_pages_back():
         libc.free(b)
     freed = native_heap.usage()
     assert freed["in_use"] - before["in_use"] < 4
-    assert freed["free"] - before["free"] > 60
+    assert freed["free"] - held["free"] > 60  # (the blocks may have come from free chunks)
     rss_before_trim = rss().rss
     assert native_heap.trim() is True
     assert rss_before_trim - rss().rss > 32 * 2**20  # most of the 64 MiB went back

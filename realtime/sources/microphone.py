@@ -12,13 +12,16 @@ jump between blocks as a gap.
 
 A device that opens but delivers nothing is reported lost by the pipeline (`sources.microphone =
 "lost"`, a log line, a counted error) once `startup_grace_s` has passed without a block: the first
-silence after opening is start-up, not loss.
+silence after opening is start-up, not loss. A device that stops delivering (unplugged, its sound
+server restarted) is closed and reopened by a watcher thread, with backoff, as the camera is;
+when blocks flow again the pipeline logs "microphone back" and the status says "ok".
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,10 +43,15 @@ class MicrophoneOptions:
     block_ms: float = 32.0  # 512 samples at 16 kHz: one silero VAD chunk per block
     queue_blocks: int = 64  # ~2 s of audio before the oldest block is dropped
     resync_s: float = 0.1  # re-anchor block times to the clock beyond this drift
+    reopen: bool = True  # reopen a device that stops delivering
+    reopen_after_s: float = 2.0  # no block for this long (after start-up): close and reopen
+    reopen_backoff_s: tuple[float, float] = (0.5, 5.0)  # first and longest wait between tries
 
     def __post_init__(self) -> None:
         if self.block_ms <= 0 or self.queue_blocks < 1 or self.resync_s <= 0:
             raise ValueError("MicrophoneOptions: block_ms, queue_blocks, resync_s must be positive")
+        if self.reopen_after_s <= 0 or not 0 < self.reopen_backoff_s[0] <= self.reopen_backoff_s[1]:
+            raise ValueError("MicrophoneOptions: reopen_after_s and the backoff must be positive")
 
 
 def _sounddevice() -> Any:
@@ -100,6 +108,11 @@ class MicrophoneSource(Source):
         self._t_next_in_s: float | None = None  # callback side: where the next block should start
         self._seq = 0
         self._t_out_s: float | None = None  # read side: stream time of the next output sample
+        self._stream_lock = threading.Lock()  # the watcher replaces the stream; stop closes it
+        self._last_block_s = 0.0  # monotonic time of the last callback (or start-up allowance)
+        self._reopens = 0
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def _resolve(self, sd: Any) -> tuple[dict, int]:
         """The device's description and the rate to open it at; PortAudioError or ValueError."""
@@ -131,11 +144,20 @@ class MicrophoneSource(Source):
             raise self._error(exc) from None
 
     def start(self) -> None:
+        self._open()
+        if self.options.reopen:
+            self._watcher = threading.Thread(target=self._watch, name="microphone-watch",
+                                             daemon=True)  # fmt: skip
+            self._watcher.start()
+
+    def _open(self) -> None:
         sd = _sounddevice()
         device = self.options.device
         try:
             info, rate_hz = self._resolve(sd)
             self._begin(rate_hz)
+            self._t_next_in_s = None
+            self._last_block_s = time.monotonic() + self.startup_grace_s  # start-up is not loss
             self._stream = sd.InputStream(
                 device=device,
                 channels=1,
@@ -150,6 +172,39 @@ class MicrophoneSource(Source):
             raise self._error(exc) from None
         log.info("microphone: %s at %d Hz", info.get("name", device), rate_hz)
 
+    def _watch(self) -> None:
+        """Reopen the device when it stops delivering; back off while it cannot be opened."""
+        first, longest = self.options.reopen_backoff_s
+        while not self._watch_stop.wait(0.25):
+            silent_s = time.monotonic() - self._last_block_s
+            if silent_s <= self.options.reopen_after_s:
+                continue
+            log.warning("microphone: no audio for %.1f s; reopening it", silent_s)
+            wait_s = first
+            while not self._watch_stop.is_set():
+                with self._stream_lock:
+                    self._close_stream()
+                    try:
+                        self._open()
+                    except SourceError as exc:
+                        log.info("microphone: cannot reopen yet (%s); next try in %.1f s",
+                                 exc, wait_s)  # fmt: skip
+                    else:
+                        self._reopens += 1
+                        break
+                self._watch_stop.wait(wait_s)
+                wait_s = min(2 * wait_s, longest)
+
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            stream.stop()
+            stream.close()
+        except Exception as exc:  # closing a vanished device must not stop the shutdown
+            log.warning("microphone: error while closing: %s", exc)
+
     def _begin(self, device_rate_hz: int) -> None:
         """Prepare capture state for a device running at `device_rate_hz` (no device needed)."""
         self.device_rate_hz = device_rate_hz
@@ -161,6 +216,7 @@ class MicrophoneSource(Source):
 
     def _on_audio(self, indata: np.ndarray, frames: int, _time_info: Any, status: Any) -> None:
         """PortAudio callback: stamp and enqueue, nothing else."""
+        self._last_block_s = time.monotonic()
         duration_s = frames / self.device_rate_hz
         t_clock_s = self._clock.now() - duration_s  # start of this block by the clock
         overflow = bool(status and status.input_overflow)
@@ -204,15 +260,12 @@ class MicrophoneSource(Source):
         return self._stopped
 
     def stop(self) -> None:
-        self._stopped = True
-        stream, self._stream = self._stream, None
-        if stream is None:
-            return
-        try:
-            stream.stop()
-            stream.close()
-        except Exception as exc:  # closing a vanished device must not stop the shutdown
-            log.warning("microphone: error while closing: %s", exc)
+        self._watch_stop.set()
+        if self._watcher is not None:
+            self._watcher.join(2.0)
+        with self._stream_lock:
+            self._close_stream()
+            self._stopped = True  # last: a reopen in flight (_begin) cannot undo it
 
     def stats(self) -> SourceStats:
         with self._lock:
@@ -220,4 +273,5 @@ class MicrophoneSource(Source):
                 audio_blocks=self._stats.audio_blocks,
                 audio_dropped=self._queue.dropped,
                 audio_overflows=self._stats.audio_overflows,
+                reopens=self._reopens,
             )
