@@ -2,8 +2,11 @@
 
 ONNX Runtime, CTranslate2 (Whisper), openSMILE and OpenCV allocate and free working buffers on
 several threads. glibc keeps freed blocks in per-thread arenas for reuse, so over a long session
-the resident size creeps up in steps although the memory in use does not grow. `trim()` asks
-glibc to return free pages to the system (malloc_trim(0)); the pipeline calls it once a minute.
+the resident size creeps up in steps although the memory in use does not grow. Two remedies:
+`configure()` fixes glibc's mmap threshold at 1 MiB (by default it rises to 32 MiB after the
+first large block is freed, after which every large transient buffer is carved from an arena and
+stays there once freed), so large buffers are mapped and unmapped whole; and `trim()` asks glibc
+to return free pages to the system (malloc_trim(0)), which the pipeline does once a minute.
 `usage()` reads glibc's own totals (mallinfo2: bytes in use and bytes held free), which tell
 a leak (in use grows) from retention (free grows). On a C library without these calls (macOS,
 musl) both return None and the pipeline logs once that trimming is not available.
@@ -39,6 +42,8 @@ def _libc() -> ctypes.CDLL | None:
         libc.malloc_trim.restype = ctypes.c_int
         libc.mallinfo2.argtypes = []
         libc.mallinfo2.restype = _MallInfo2
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.mallopt.restype = ctypes.c_int
     except (OSError, AttributeError):  # not glibc, or glibc older than 2.33
         return None
     return libc
@@ -46,6 +51,20 @@ def _libc() -> ctypes.CDLL | None:
 
 def available() -> bool:
     return _libc() is not None
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+MMAP_THRESHOLD_BYTES = 1 << 20
+
+
+@functools.cache
+def configure() -> bool:
+    """Blocks of 1 MiB and more get their own mapping, returned to the system when freed (and
+    glibc stops raising the threshold). Once per process; False where the C library cannot."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def trim() -> bool | None:

@@ -28,6 +28,7 @@ import numpy as np
 
 from contract import messages
 from engines.base import Engine
+from realtime import native_heap
 from realtime.audio_frontend import AudioFrontEnd
 from realtime.clock import StreamClock
 from realtime.device_health import DeliveryWatch
@@ -143,6 +144,7 @@ class Pipeline:
         thread.start()
 
     def start(self) -> None:
+        native_heap.configure()  # large C buffers mapped whole (the soak; realtime/native_heap.py)
         self.clock.restart()  # stream time 0 is now, after the models have loaded
         for source in self.sources:
             source.start()

@@ -2,6 +2,9 @@
 
 import ctypes
 import ctypes.util
+import subprocess
+import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -48,3 +51,37 @@ def test_trimmer_runs_at_most_once_per_period():
     for t in (0.0, 1.0, 59.0, 60.0, 61.0, 119.9, 120.0):
         trimmer.tick(t)
     assert trimmer.trims == 3  # at 0, 60 and 120
+
+
+_LARGE_BLOCKS = """
+import ctypes, ctypes.util, sys
+from realtime import native_heap
+if sys.argv[1] == "configure":
+    assert native_heap.configure()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.argtypes, libc.malloc.restype = [ctypes.c_size_t], ctypes.c_void_p
+libc.free.argtypes, libc.free.restype = [ctypes.c_void_p], None
+libc.free(libc.malloc(4 << 20))  # glibc's default: this free raises the mmap threshold to 4 MiB
+before = native_heap.usage()
+blocks = [libc.malloc(4 << 20) for _ in range(16)]
+pin = libc.malloc(200 << 10)  # from the top chunk: keeps the heap's top in use, so glibc cannot shrink it on its own
+for b in blocks:
+    ctypes.memset(b, 1, 4 << 20)
+for b in blocks:
+    libc.free(b)
+print(native_heap.usage()["free"] - before["free"])
+"""
+
+
+def _held_after_large_blocks(mode: str) -> float:
+    out = subprocess.run([sys.executable, "-c", _LARGE_BLOCKS, mode], capture_output=True,
+                         text=True, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return float(out.stdout)
+
+
+def test_after_configure_large_blocks_go_back_when_freed():
+    # 16 blocks of 4 MiB allocated and freed after a first one: by default glibc has raised its
+    # mmap threshold and keeps them as free heap; configured, each is unmapped when freed.
+    assert _held_after_large_blocks("default") > 30
+    assert _held_after_large_blocks("configure") < 8
