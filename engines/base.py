@@ -140,24 +140,89 @@ class EngineState:
 
 
 class Engine(ABC):
-    """The contract. Subclasses set `name` and implement `_initial`, `_step` and `_utterance`."""
+    """The contract every engine honours, back-end or wrapper: what callers may use.
+
+    `initial_state` / `step` / `utterance` / `close` run the model; `name`, `config`,
+    `selection_note` (why this engine, for status messages), `truncated_utterances` and
+    `model_modalities` (which modalities the model uses, set by a ModalityGate) describe it.
+    Back-ends derive from `BackendEngine`, wrappers from `DelegatingEngine`."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def config(self) -> MSRGConfig: ...
+
+    @property
+    @abstractmethod
+    def selection_note(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def truncated_utterances(self) -> int: ...
+
+    @property
+    def model_modalities(self) -> dict[str, str] | None:
+        return None
+
+    @abstractmethod
+    def initial_state(self, batch_size: int = 1) -> EngineState: ...
+
+    @abstractmethod
+    def step(self, state: EngineState, inputs: StepInputs) -> tuple[StepResult, EngineState]:
+        """One step of B streams. Returns a new state; `state` is left untouched."""
+
+    @abstractmethod
+    def utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
+        """ULF + SIM over each stream's utterance (the last L = config.max_utterance_steps
+        steps of a longer one, the same on every engine, so results agree)."""
+
+    def close(self, state: EngineState) -> None:
+        """The streams of `state` are over. Engines whose state lives in the process do nothing;
+        the Triton engine ends the streams' sequences so the server frees their state. Calling
+        it is always safe, so callers need not know which engine they hold."""
+        return None
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.selection_note})"
+
+
+class BackendEngine(Engine):
+    """The template for a back-end: set `name`, implement `_initial`, `_step` and `_utterance`;
+    the checks every back-end shares (state ownership, batch sizes, utterance length) are here."""
 
     name: str = "?"
 
     def __init__(self, config: MSRGConfig) -> None:
-        self.config = config
+        self._config = config
         # Why this engine was chosen; load_engine fills it in, status messages show it.
-        self.selection_note = f"{self.name} requested"
-        self.truncated_utterances = 0  # utterances longer than L whose oldest steps were dropped
+        self._selection_note = f"{self.name} requested"
+        self._truncated = 0  # utterances longer than L whose oldest steps were dropped
 
-    # ----------------------------------------------------------------- the contract
+    @property
+    def config(self) -> MSRGConfig:
+        return self._config
+
+    @property
+    def selection_note(self) -> str:
+        return self._selection_note
+
+    @selection_note.setter
+    def selection_note(self, note: str) -> None:
+        self._selection_note = note
+
+    @property
+    def truncated_utterances(self) -> int:
+        return self._truncated
+
     def initial_state(self, batch_size: int = 1) -> EngineState:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         return EngineState(self.name, batch_size, self._initial(batch_size))
 
     def step(self, state: EngineState, inputs: StepInputs) -> tuple[StepResult, EngineState]:
-        """One step of B streams. Returns a new state; `state` is left untouched."""
         if not isinstance(state, EngineState) or state.engine != self.name:
             owner = getattr(state, "engine", type(state).__name__)
             raise ValueError(
@@ -172,15 +237,7 @@ class Engine(ABC):
         return result, EngineState(self.name, state.batch_size, tensors)
 
     def utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
-        """ULF + SIM over each stream's utterance. Longer than L = config.max_utterance_steps:
-        only the last L steps are used (the same on every engine, so results agree)."""
         return self._utterance(self._keep_last_steps(inputs))
-
-    def close(self, state: EngineState) -> None:
-        """The streams of `state` are over. Engines whose state lives in the process do nothing;
-        the Triton engine ends the streams' sequences so the server frees their state. Calling
-        it is always safe, so callers need not know which engine they hold."""
-        return None
 
     # ----------------------------------------------------------------- for subclasses
     @abstractmethod
@@ -196,30 +253,53 @@ class Engine(ABC):
         limit = self.config.max_utterance_steps
         if inputs.n_steps <= limit:
             return inputs
-        self.truncated_utterances += 1
+        self._truncated += 1
         log.warning(
             "utterance of %d steps is longer than max_utterance_steps=%d: using the last %d "
-            "(%d truncated so far)", inputs.n_steps, limit, limit, self.truncated_utterances,
+            "(%d truncated so far)", inputs.n_steps, limit, limit, self._truncated,
         )  # fmt: skip
         return UtteranceInputs(**{n: getattr(inputs, n)[:, -limit:] for n in UTTERANCE_INPUT_NAMES})
 
-    def describe(self) -> str:
-        return f"{self.name} ({self.selection_note})"
-
 
 class DelegatingEngine(Engine):
-    """An engine that hands every public call (`initial_state`, `step`, `utterance`, `close`) to
-    another: the fallback chain, the modality gate, one stream of the shared batched engine.
-    Subclasses override the public methods; the back-end hooks below are never reached."""
+    """A wrapper around `inner` (the fallback chain, the modality gate, one stream of the shared
+    batched engine): every call and every description goes to `inner` unless the wrapper
+    overrides it."""
 
-    def _initial(self, batch_size: int) -> tuple[Any, ...]:
-        raise NotImplementedError(f"{type(self).__name__} delegates initial_state")
+    def __init__(self, inner: Engine) -> None:
+        self.inner = inner
 
-    def _step(self, tensors: tuple[Any, ...], inputs: StepInputs) -> tuple[StepResult, tuple]:
-        raise NotImplementedError(f"{type(self).__name__} delegates step")
+    @property
+    def name(self) -> str:
+        return self.inner.name
 
-    def _utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
-        raise NotImplementedError(f"{type(self).__name__} delegates utterance")
+    @property
+    def config(self) -> MSRGConfig:
+        return self.inner.config
+
+    @property
+    def selection_note(self) -> str:
+        return self.inner.selection_note
+
+    @property
+    def truncated_utterances(self) -> int:
+        return self.inner.truncated_utterances
+
+    @property
+    def model_modalities(self) -> dict[str, str] | None:
+        return self.inner.model_modalities
+
+    def initial_state(self, batch_size: int = 1) -> EngineState:
+        return self.inner.initial_state(batch_size)
+
+    def step(self, state: EngineState, inputs: StepInputs) -> tuple[StepResult, EngineState]:
+        return self.inner.step(state, inputs)
+
+    def utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
+        return self.inner.utterance(inputs)
+
+    def close(self, state: EngineState) -> None:
+        self.inner.close(state)
 
 
 def pad_utterance(inputs: UtteranceInputs, length: int) -> dict[str, np.ndarray]:

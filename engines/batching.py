@@ -360,34 +360,14 @@ class StreamEngine(DelegatingEngine):
     it (a later step makes it active again)."""
 
     def __init__(self, shared: SharedEngine, label: str) -> None:
-        # Engine.__init__ is not called: the config, note and counters are the shared engine's.
+        super().__init__(shared.engine)  # name, config and modalities are the shared engine's
         self._shared = shared
         self.label = label
 
-    @property  # type: ignore[override]
-    def name(self) -> str:  # the wrapped engine's: states and status messages carry it
-        return self._shared.engine.name
-
-    @property  # type: ignore[override]
-    def config(self) -> Any:
-        return self._shared.engine.config
-
-    @property  # type: ignore[override]
-    def selection_note(self) -> str:
-        return (f"{self._shared.engine.selection_note}; one engine batched across "
-                f"{self._shared.handles} streams")  # fmt: skip
-
-    @property  # type: ignore[override]
-    def truncated_utterances(self) -> int:
-        return self._shared.engine.truncated_utterances
-
     @property
-    def model_modalities(self) -> dict[str, str] | None:
-        """The wrapped engine's (a ModalityGate's) modality use, for status messages."""
-        return getattr(self._shared.engine, "model_modalities", None)
-
-    def initial_state(self, batch_size: int = 1) -> EngineState:
-        return self._shared.engine.initial_state(batch_size)
+    def selection_note(self) -> str:
+        return (f"{self.inner.selection_note}; one engine batched across "
+                f"{self._shared.handles} streams")  # fmt: skip
 
     def step(self, state: EngineState, inputs: StepInputs) -> tuple[StepResult, EngineState]:
         if not isinstance(state, EngineState):
@@ -416,6 +396,4 @@ class StreamEngine(DelegatingEngine):
         finally:
             self._shared._deactivate(self)
 
-    def describe(self) -> str:
-        return f"{self.name} ({self.selection_note})"
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from engines.base import (
-    Engine,
+    BackendEngine,
     StepInputs,
     StepResult,
     UtteranceInputs,
@@ -19,7 +19,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
 
 
-class EagerEngine(Engine):
+class EagerEngine(BackendEngine):
     name = "eager"
 
     def __init__(self, model: MSRG, *, device: str = "cpu", threads: int | None = None) -> None:

@@ -51,16 +51,19 @@ class FallbackEngine(DelegatingEngine):
         self, primary: Engine, load_next: Callable[[], Engine] | None,
         on_switch: Callable[[str], None] | None = None,
     ) -> None:  # fmt: skip
-        self.active = primary  # before the base's __init__, which reads `name`
-        super().__init__(primary.config)
+        super().__init__(primary)  # `inner` is the engine doing the work now (status shows it)
         self._load_next = load_next
         self.on_switch = on_switch
         self.switched_from: str | None = None  # the failed engine's name, once it has failed
-        self.selection_note = primary.selection_note
+        self._note: str | None = None  # why the active engine took over, once one has
 
-    @property  # type: ignore[override]
-    def name(self) -> str:  # the engine doing the work now: status messages show it
-        return self.active.name
+    @property
+    def active(self) -> Engine:
+        return self.inner
+
+    @property
+    def selection_note(self) -> str:
+        return self._note or self.inner.selection_note
 
     def initial_state(self, batch_size: int = 1) -> EngineState:
         return EngineState("fallback", batch_size, (self.active.initial_state(batch_size),))
@@ -88,9 +91,6 @@ class FallbackEngine(DelegatingEngine):
         if isinstance(inner, EngineState) and inner.engine == self.active.name:
             self.active.close(inner)
 
-    def describe(self) -> str:
-        return self.active.describe()
-
     def _own(self, state: EngineState) -> EngineState:
         """The active engine's state inside `state`; its initial state if `state` predates a
         switch (it belongs to the failed engine)."""
@@ -113,9 +113,9 @@ class FallbackEngine(DelegatingEngine):
             log.error("the fallback engine could not be loaded either: %s", load_exc)
             return False
         self.switched_from = failed
-        self.active = replacement
+        self.inner = replacement
         note = f"fell back from {failed} after it failed: {first}"[:300]
-        self.selection_note = replacement.selection_note = note
+        self._note = note
         log.warning("engine: now %s (%s); recurrent state restarted", replacement.name, note)
         if self.on_switch is not None:
             self.on_switch(f"engine {failed} failed ({first}); switched to {replacement.name}")

@@ -17,8 +17,6 @@ engine's own, unchanged. NumPy only.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from engines.base import (
@@ -38,30 +36,15 @@ class ModalityGate(DelegatingEngine):
     """Wraps `inner`; `usage` maps each modality to "used" or "not used: <why>"."""
 
     def __init__(self, inner: Engine, usage: dict[str, str]) -> None:
-        # Engine.__init__ is not called: name, config and note are the wrapped engine's.
-        self.inner = inner
-        self.model_modalities = dict(usage)  # status messages carry it
+        super().__init__(inner)
+        self._usage = dict(usage)
         self._keep = use_mask(usage)  # (3,) 1 used / 0 masked
         self._masked = [i for i, m in enumerate(MODALITIES) if not self._keep[i]]
 
-    @property  # type: ignore[override]
-    def name(self) -> str:
-        return self.inner.name
-
-    @property  # type: ignore[override]
-    def config(self) -> Any:
-        return self.inner.config
-
-    @property  # type: ignore[override]
-    def selection_note(self) -> str:
-        return self.inner.selection_note
-
-    @property  # type: ignore[override]
-    def truncated_utterances(self) -> int:
-        return self.inner.truncated_utterances
-
-    def initial_state(self, batch_size: int = 1) -> EngineState:
-        return self.inner.initial_state(batch_size)
+    @property
+    def model_modalities(self) -> dict[str, str]:
+        """Each modality: "used" or "not used: <why>" (status messages carry it)."""
+        return self._usage
 
     def step(self, state: EngineState, inputs: StepInputs) -> tuple[StepResult, EngineState]:
         if self._masked:
@@ -75,12 +58,6 @@ class ModalityGate(DelegatingEngine):
             inputs = UtteranceInputs(text, audio, visual, mask, inputs.valid, inputs.intensity,
                                      inputs.salience)  # fmt: skip
         return self.inner.utterance(inputs)
-
-    def close(self, state: EngineState) -> None:
-        self.inner.close(state)
-
-    def describe(self) -> str:
-        return self.inner.describe()
 
     def _gated(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
         """(text, audio, visual, mask) with the masked modalities' features and presence at 0;

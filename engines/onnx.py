@@ -27,7 +27,7 @@ from engines.artefacts import ArtefactSpec, artefact_root, ensure
 from engines.base import (
     UTTERANCE_INPUT_NAMES,
     UTTERANCE_OUTPUT_NAMES,
-    Engine,
+    BackendEngine,
     StepInputs,
     StepResult,
     UtteranceInputs,
@@ -128,7 +128,7 @@ def export_onnx(model: Any, folder: Path) -> dict[str, Any]:
     return {"shapes": record}
 
 
-class OnnxEngine(Engine):
+class OnnxEngine(BackendEngine):
     name = "onnx"
 
     def __init__(

@@ -25,7 +25,7 @@ import numpy as np
 from engines.artefacts import ArtefactSpec, artefact_root, ensure
 from engines.base import (
     UTTERANCE_INPUT_NAMES,
-    Engine,
+    BackendEngine,
     EngineUnavailable,
     StepInputs,
     StepResult,
@@ -134,7 +134,7 @@ def compile_tensorrt(loaded: Any, folder: Path, batch_size: int, fp16: bool) -> 
     }
 
 
-class TensorRTEngine(Engine):
+class TensorRTEngine(BackendEngine):
     """State lives on the GPU as CUDA tensors between steps; only inputs and results cross."""
 
     def __init__(self, folder: Path, config: Any, batch_size: int, fp16: bool) -> None:

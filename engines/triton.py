@@ -40,7 +40,7 @@ from engines.base import (
     STEP_INPUT_NAMES,
     STEP_OUTPUT_NAMES,
     UTTERANCE_OUTPUT_NAMES,
-    Engine,
+    BackendEngine,
     EngineError,
     EngineState,
     EngineUnavailable,
@@ -88,7 +88,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class TritonEngine(Engine):
+class TritonEngine(BackendEngine):
     name = "triton"
 
     def __init__(self, config: Any, digest: str, options: TritonOptions) -> None:

@@ -78,7 +78,7 @@ class StreamCore:
         self.options = o = options
         self.inputs = inputs
         self.engine = engine
-        usage = getattr(engine, "model_modalities", None)  # set by a ModalityGate
+        usage = engine.model_modalities  # set by a ModalityGate
         self._model_modalities = messages.ModelModalities(**usage) if usage else None
         self._hop_s = 1.0 / o.step_hz
         self.aligner = Aligner(AlignerOptions(
@@ -268,7 +268,7 @@ class StreamCore:
         msg = messages.StatusMessage(
             session=self.options.session, seq=self._status_seq, t_emit=time.time(),
             t_stream=max(0.0, stream_s), engine=self.engine.name,
-            engine_note=getattr(self.engine, "selection_note", None),
+            engine_note=self.engine.selection_note,
             fps=stats.rate("frames", stats.frames_processed),
             step_rate_hz=stats.rate("steps", self.aligner.next_seq),
             dropped_frames=counts.dropped_frames, dropped_audio_blocks=counts.dropped_audio_blocks,

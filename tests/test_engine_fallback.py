@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from engines import load_engine
-from engines.base import Engine, EngineState, StepInputs, StepResult, UtteranceInputs
+from engines.base import BackendEngine, Engine, EngineState, StepInputs, StepResult, UtteranceInputs
 from engines.fallback import FallbackEngine, fallback_kind
 from msrg.checkpoint import save_checkpoint
 from msrg.model import MSRG
 
 
-class FailingEngine(Engine):
+class FailingEngine(BackendEngine):
     """A real engine that raises after `ok_steps` steps, as a TensorRT context may mid-session."""
 
     def __init__(self, inner: Engine, ok_steps: int, name: str = "onnx") -> None:
