@@ -51,6 +51,7 @@ from realtime.publisher import DEFAULT_ENDPOINT, PublisherOptions
 from realtime.session import (
     DEFAULT_CHECKPOINT,
     InputOptions,
+    LoadedModel,
     Session,
     SessionError,
     SessionOptions,
@@ -161,21 +162,6 @@ class MultiOptions:
         )  # fmt: skip
 
 
-class StreamSession(Session):
-    """A Session whose engine is a handle on the shared engine instead of one it loads."""
-
-    def __init__(
-        self, options: SessionOptions, engine: Engine, extractors: Extractors,
-        text_adapter: dict[str, Any] | None,
-    ) -> None:  # fmt: skip
-        self._shared_handle = engine  # before Session.__init__, which asks _load_engine for it
-        self._text_adapter = text_adapter  # the shared checkpoint's, checked against extractors
-        super().__init__(options, extractors=extractors)
-
-    def _load_engine(self) -> Engine:  # type: ignore[override]
-        return self._shared_handle
-
-
 class MultiSession:
     """N stream sessions and the engine they share. start(), wait(), stop()."""
 
@@ -183,7 +169,7 @@ class MultiSession:
         from engines.batching import SharedEngine, SharedEngineError
 
         self.options = options
-        self.sessions: list[StreamSession] = []
+        self.sessions: list[Session] = []
         try:
             self.shared = SharedEngine(self._load_engine(), options.max_wait_s)
         except SharedEngineError as exc:
@@ -191,9 +177,9 @@ class MultiSession:
         try:
             models = models or SharedModels.load(self._text_adapter)
             for i in range(len(options.inputs)):
-                self.sessions.append(StreamSession(
-                    options.stream_options(i), self.shared.handle(f"stream-{i}"),
-                    models.for_stream(), self._text_adapter,
+                self.sessions.append(Session(
+                    options.stream_options(i), extractors=models.for_stream(),
+                    model=LoadedModel(self.shared.handle(f"stream-{i}"), self._text_adapter),
                 ))  # fmt: skip
         except BaseException:
             self.stop()

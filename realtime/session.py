@@ -3,6 +3,7 @@ runs the pipeline, and turns every known failure into a one-line SessionError.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -170,57 +171,91 @@ def load_live_engine(
     return gate, loaded.text_adapter
 
 
+@dataclass(frozen=True)
+class LoadedModel:
+    """An engine ready to serve, and the text adapter its checkpoint was trained with (the word
+    embedder must carry the same one)."""
+
+    engine: Engine
+    text_adapter: dict | None
+
+
 class Session:
+    """Sources, outputs, models and the pipeline of one stream. What it opens is released in
+    reverse order by one ExitStack, on every way out: a failure while building, or `stop`.
+
+    `model` injects an engine and its text adapter (realtime/multi.py passes a handle on the
+    shared engine); without it the session loads `options.engine` for `options.checkpoint`,
+    after the sources are checked and the outputs opened, so a bad input fails in a second."""
+
     def __init__(
-        self, options: SessionOptions, extractors: Extractors | None = None, frame_sink=None
-    ) -> None:
+        self, options: SessionOptions, extractors: Extractors | None = None, frame_sink=None,
+        model: LoadedModel | None = None,
+    ) -> None:  # fmt: skip
         self.options = options
         self.clock = StreamClock()
-        self.sources = _sources(options.inputs, self.clock)
+        self._resources = contextlib.ExitStack()
         self.publisher = None
         self.recorder = None
         self.media: MediaRecorder | None = None
         self.lsl_outlet: LslOutlet | None = None
         self.lsl_markers: LslMarkerInlet | None = None
+        self.sources: list[Source] = []
+        try:
+            self._build(options, extractors, frame_sink, model)
+        except BaseException:
+            self._resources.close()
+            raise
+
+    def _build(self, options: SessionOptions, extractors: Extractors | None, frame_sink,
+               model: LoadedModel | None) -> None:  # fmt: skip
+        close = self._resources.callback
+        self.sources = _sources(options.inputs, self.clock)  # probed: missing input fails now
+        for source in self.sources:
+            close(source.stop)  # idempotent; releases a camera probed before a failed load
         try:  # outputs first: a port in use or a read-only folder is reported in a second
             self.publisher = Publisher(options.publish)
+            close(self.publisher.close)  # last of all: the recorder and LSL may still send
             if options.record_dir is not None:
                 self.recorder = Recorder(options.record_dir)  # also checks the folder is usable
+                close(self.recorder.close)
                 if options.record_media:
                     self.media = MediaRecorder(options.record_dir, options.pipeline.session)
+                    close(self.media.close)
         except (PublisherError, RecorderError) as exc:
-            self.close_outputs()
             raise SessionError(str(exc)) from None
-        try:
-            self.engine = self._load_engine()
-        except SessionError:
-            self.close_outputs()
-            raise
+        if model is None:
+            engine, adapter = load_live_engine(
+                options.engine, options.checkpoint, self._engine_switched,
+                triton_url=options.triton_url,
+            )  # fmt: skip
+            model = LoadedModel(engine, adapter)
+        self.engine = model.engine
         try:
             # Before the models load: LSL consumers connect while they do, and a missing
             # marker stream fails in seconds rather than after the load.
             if options.lsl.outlets:
                 self.lsl_outlet = LslOutlet(options.lsl, self.clock, options.pipeline.step_hz,
                                             options.pipeline.session)  # fmt: skip
+                close(self.lsl_outlet.close)
             if options.lsl.markers_from is not None:
                 self.lsl_markers = LslMarkerInlet(
                     options.lsl, self.clock, options.pipeline.session,
                     publish=lambda msg: self.pipeline.inject(msg))  # fmt: skip
+                close(self.lsl_markers.close)  # first of all: it injects into the pipeline
         except LslError as exc:
-            self.close_outputs()
             raise SessionError(str(exc)) from None
         # Files reveal their streams only when opened; the face model is cheap, so load it
         # unless the input is a microphone alone.
         with_face = not (options.inputs.live and options.inputs.camera is None)
         try:
             self.extractors = extractors or Extractors.load(
-                with_face=with_face, text_adapter=self._text_adapter
+                with_face=with_face, text_adapter=model.text_adapter
             )
-            check_text_adapter(self.extractors, self._text_adapter, options.checkpoint)
+            check_text_adapter(self.extractors, model.text_adapter, options.checkpoint)
             adapter = self.extractors.words.adapter_digest
             log.info("text: MiniLM %s", f"with sentiment adapter {adapter}" if adapter else "(base)")
         except (SessionError, TextModelError) as exc:
-            self.close_outputs()
             raise SessionError(str(exc)) from None
         outlets = [o for o in (self.recorder, self.lsl_outlet) if o is not None]
         pipeline_options = options.pipeline
@@ -240,13 +275,6 @@ class Session:
         )  # fmt: skip
         if self.recorder is not None:
             self.pipeline.on_baseline = self.recorder.write_baseline
-
-    def _load_engine(self) -> Engine:
-        o = self.options
-        engine, self._text_adapter = load_live_engine(
-            o.engine, o.checkpoint, self._engine_switched, triton_url=o.triton_url
-        )
-        return engine
 
     def _engine_switched(self, message: str) -> None:
         self.pipeline.stats.error(message)  # errors/last_error of the next status say so
@@ -272,18 +300,9 @@ class Session:
         self.close_outputs()
 
     def close_outputs(self) -> None:
-        for source in self.sources:
-            source.stop()  # idempotent; releases a camera probed before a failed model load
-        if self.lsl_markers is not None:
-            self.lsl_markers.close()
-        if self.lsl_outlet is not None:
-            self.lsl_outlet.close()
-        if self.recorder is not None:
-            self.recorder.close()
-        if self.media is not None:
-            self.media.close()
-        if self.publisher is not None:
-            self.publisher.close()
+        """Release everything the session opened (sources, LSL, recorder, media, publisher),
+        newest first; safe to call more than once."""
+        self._resources.close()
 
 
 def console_line(pipeline: Pipeline) -> str:
