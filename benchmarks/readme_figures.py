@@ -248,11 +248,14 @@ def soak() -> str:
     for r in runs:
         per = r["per_minute"]
         p50 = [m["step_latency_p50_ms"] for m in per if m["step_latency_p50_ms"] is not None]
+        heap = [(m["c_heap_in_use_mb"], m["c_heap_free_mb"]) for m in per if "c_heap_in_use_mb" in m]
+        heap_cell = (f"{min(h[0] for h in heap):.0f} to {max(h[0] for h in heap):.0f} MB; "
+                     f"{heap[0][1]:.0f} -> {heap[-1][1]:.0f} MB" if heap else "not recorded")  # fmt: skip
         rows.append([r.get("date", "?")[:16].replace("T", " "), r.get("git_commit", "?"),
                      f"{r['minutes']:.0f} min", f"{per[0]['rss_mb']:.0f} MB",
                      f"**{r['peak_rss_growth']:+.1%}** (minute {r['peak_minute']})",
                      f"{r['final_rss_growth']:+.1%}", r["verdict"],
-                     f"{min(p50) / 1000:.1f} to {max(p50) / 1000:.1f} s", r["errors"],
+                     heap_cell, f"{min(p50) / 1000:.1f} to {max(p50) / 1000:.1f} s", r["errors"],
                      _load(r)])  # fmt: skip
     return ("Soak (`python -m benchmarks.soak --minutes 30`): the demo clip replayed in a loop at "
             "real time as a live session, a subscriber that reads nothing attached throughout; "
@@ -260,7 +263,8 @@ def soak() -> str:
             f"{runs[-1]['growth_target']:.0%}). Every run in "
             "`benchmarks/results/soak-realtime.json` (per-minute series there):\n\n"
             + _table(["date (UTC)", "commit", "length", "RSS after minute 1", "peak growth",
-                      "at the end", "verdict", "step latency p50 by minute", "errors", "load"],
+                      "at the end", "verdict", "C heap in use (range); held free (first -> last)",
+                      "step latency p50 by minute", "errors", "load"],
                      rows))  # fmt: skip
 
 
