@@ -251,7 +251,9 @@ def soak() -> str:
         heap = [(m["c_heap_in_use_mb"], m["c_heap_free_mb"]) for m in per if "c_heap_in_use_mb" in m]
         heap_cell = (f"{min(h[0] for h in heap):.0f} to {max(h[0] for h in heap):.0f} MB; "
                      f"{heap[0][1]:.0f} -> {heap[-1][1]:.0f} MB" if heap else "not recorded")  # fmt: skip
-        rows.append([r.get("date", "?")[:16].replace("T", " "), r.get("git_commit", "?"),
+        trims = "trim" if "c_heap_in_use_mb" in per[0] else "-"
+        settings = trims + (" + 1 MiB mmap" if r.get("map_large_buffers") else "")
+        rows.append([r.get("date", "?")[:16].replace("T", " "), r.get("git_commit", "?"), settings,
                      f"{r['minutes']:.0f} min", f"{per[0]['rss_mb']:.0f} MB",
                      f"**{r['peak_rss_growth']:+.1%}** (minute {r['peak_minute']})",
                      f"{r['final_rss_growth']:+.1%}", r["verdict"],
@@ -262,7 +264,7 @@ def soak() -> str:
             f"verdict on the peak resident-memory growth after the first minute (target under "
             f"{runs[-1]['growth_target']:.0%}). Every run in "
             "`benchmarks/results/soak-realtime.json` (per-minute series there):\n\n"
-            + _table(["date (UTC)", "commit", "length", "RSS after minute 1", "peak growth",
+            + _table(["date (UTC)", "commit", "C heap measures", "length", "RSS after minute 1", "peak growth",
                       "at the end", "verdict", "C heap in use (range); held free (first -> last)",
                       "step latency p50 by minute", "errors", "load"],
                      rows))  # fmt: skip

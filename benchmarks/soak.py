@@ -85,7 +85,8 @@ def _top_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: in
             for s in stats[:n]]  # fmt: skip
 
 
-def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False) -> dict:
+def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False,
+         map_large_buffers: bool = False) -> dict:
     clip = ensure_demo_clip()
     engine = load_engine("onnx", checkpoint)
     extractors = Extractors.for_checkpoint(checkpoint)
@@ -104,7 +105,8 @@ def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False) 
     # Enough loops for the run at any speed; the run is ended by time, not by the clip.
     source = MediaFileSource(MediaFileOptions(clip, realtime=realtime, loops=10_000))
     minute = Minute()
-    pipeline = Pipeline(PipelineOptions(), [source], engine, extractors, publisher=publisher,
+    options = PipelineOptions(map_large_buffers=map_large_buffers)
+    pipeline = Pipeline(options, [source], engine, extractors, publisher=publisher,
                         live=realtime, on_message=minute.on_message)  # fmt: skip
     process = psutil.Process()
     rows: list[dict] = []
@@ -164,6 +166,7 @@ def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False) 
     wall_s = time.monotonic() - t0
     return {
         "mode": "realtime" if realtime else "fast", "minutes": minutes,
+        "map_large_buffers": map_large_buffers,
         "wall_s": round(wall_s, 1), "stream_s": rows[-1]["stream_s"],
         "speed_x_realtime": round(rows[-1]["stream_s"] / wall_s, 2),
         "rss_after_first_minute_mb": warm,
@@ -190,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=None,
                         help="result file name (default: soak-realtime, or soak with --fast)")
     parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--map-large-buffers", action="store_true",
+                        help="PipelineOptions.map_large_buffers (steadier memory, more CPU)")
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         parser.error("--minutes must be > 0")
@@ -204,7 +209,8 @@ def main(argv: list[str] | None = None) -> None:
 
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
-        result = soak(args.minutes, not args.fast, checkpoint, trace=args.tracemalloc)
+        result = soak(args.minutes, not args.fast, checkpoint, trace=args.tracemalloc,
+                      map_large_buffers=args.map_large_buffers)
         name = args.name or ("soak" if result["mode"] == "fast" else "soak-realtime")
         path = write_result(name, result, checkpoint=checkpoint, engine="onnx", threads=1)
     m = run["machine"]

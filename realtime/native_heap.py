@@ -3,10 +3,13 @@
 ONNX Runtime, CTranslate2 (Whisper), openSMILE and OpenCV allocate and free working buffers on
 several threads. glibc keeps freed blocks in per-thread arenas for reuse, so over a long session
 the resident size creeps up in steps although the memory in use does not grow. Two remedies:
-`configure()` fixes glibc's mmap threshold at 1 MiB (by default it rises to 32 MiB after the
-first large block is freed, after which every large transient buffer is carved from an arena and
-stays there once freed), so large buffers are mapped and unmapped whole; and `trim()` asks glibc
-to return free pages to the system (malloc_trim(0)), which the pipeline does once a minute.
+`trim()` asks glibc to return free pages to the system (malloc_trim(0)), which the pipeline does
+once a minute at no measurable cost; and `configure()` fixes glibc's mmap threshold at 1 MiB (by
+default it rises to 32 MiB after the first large block is freed, after which every large
+transient buffer is carved from an arena and stays there once freed), so large buffers are
+mapped and unmapped whole. The second holds memory steadier but costs CPU (every large buffer
+is a fresh mapping to fault in, and Whisper makes many), so the pipeline uses it only when asked
+(`PipelineOptions.map_large_buffers`).
 `usage()` reads glibc's own totals (mallinfo2: bytes in use and bytes held free), which tell
 a leak (in use grows) from retention (free grows). On a C library without these calls (macOS,
 musl) both return None and the pipeline logs once that trimming is not available.

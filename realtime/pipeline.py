@@ -144,7 +144,8 @@ class Pipeline:
         thread.start()
 
     def start(self) -> None:
-        native_heap.configure()  # large C buffers mapped whole (the soak; realtime/native_heap.py)
+        if self.options.map_large_buffers:
+            native_heap.configure()  # large C buffers mapped whole (realtime/native_heap.py)
         self.clock.restart()  # stream time 0 is now, after the models have loaded
         for source in self.sources:
             source.start()
