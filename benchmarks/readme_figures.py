@@ -182,6 +182,27 @@ def pipeline() -> str:
             + "\n\nLatest run: " + provenance(runs[-1]))
 
 
+def pipeline_ab() -> str:
+    """Every A/B run of benchmarks/pipeline_ab.py: old and new build alternating in one run."""
+    runs = read_runs("pipeline-ab-session")
+    rows = []
+    for run in runs:
+        for mode, r in run["summary"].items():
+            old, new = r["median"]["old"], r["median"]["new"]
+            rows.append([run.get("date", "?")[:16].replace("T", " "), run["old_commit"][:7],
+                         run.get("git_commit", "?"), mode,
+                         f"{old['cpu_s_per_clip_s']:.3f} -> {new['cpu_s_per_clip_s']:.3f} "
+                         f"({r['cpu_new_vs_old_pct']:+.1f} %)",
+                         f"{old['step_latency_p50_ms']:.0f} -> {new['step_latency_p50_ms']:.0f}",
+                         f"{old['utterance_latency_p50_ms']:.0f} -> {new['utterance_latency_p50_ms']:.0f}",
+                         _load(run)])  # fmt: skip
+    return ("Old and new build alternating in one run (`python -m benchmarks.pipeline_ab --old REF`, "
+            "medians of " + str(runs[-1]["rounds"]) + " rounds, the demo clip, the same checkpoint; "
+            "`benchmarks/results/pipeline-ab-session.json`):\n\n"
+            + _table(["date (UTC)", "old", "new", "mode", "CPU s per clip s", "step p50 ms",
+                      "utterance p50 ms", "load"], rows))  # fmt: skip
+
+
 def multistream() -> str:
     run = _latest("multistream")
     rows = []
@@ -298,6 +319,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "demo": demo, "step-latency": step_latency, "engines": engines, "extractors": extractors,
     "tts-asr": tts_asr, "pipeline": pipeline, "multistream": multistream,
     "dashboard": dashboard, "serving": serving, "soak": soak, "profile": profile,
+    "pipeline-ab": pipeline_ab,
 }  # fmt: skip
 
 
