@@ -215,7 +215,7 @@ class Session:
             close(source.stop)  # idempotent; releases a camera probed before a failed load
         try:  # outputs first: a port in use or a read-only folder is reported in a second
             self.publisher = Publisher(options.publish)
-            close(self.publisher.close)  # last of all: the recorder and LSL may still send
+            close(self.publisher.close)  # closed after the recorder and LSL (newest first)
             if options.record_dir is not None:
                 self.recorder = Recorder(options.record_dir)  # also checks the folder is usable
                 close(self.recorder.close)
