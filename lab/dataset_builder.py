@@ -171,6 +171,7 @@ def _records(
             int(0.3 * 16000), np.float32
         )  # a little silence on both sides, as in a clip
         return iter(audio_blocks(np.concatenate([quiet, speech, quiet]))), False, True
+    from realtime.sources.base import records
     from realtime.sources.media_file import MediaFileOptions, MediaFileSource
     from realtime.types import AudioBlock, VideoFrame
 
@@ -184,12 +185,7 @@ def _records(
 
     def gen():
         try:
-            while True:
-                record = source.read(1.0)
-                if record is None:
-                    if source.finished:
-                        return
-                    continue
+            for record in records(source):
                 t = record.t_s if isinstance(record, VideoFrame) else record.t_start_s
                 if start_s is not None and (t < start_s or t >= end_s):
                     if t >= end_s:

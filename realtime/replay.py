@@ -18,7 +18,7 @@ from realtime.audio_frontend import AudioFrontEnd
 from realtime.extractors import Extractors
 from realtime.extractors.face import FaceSampler
 from realtime.extractors.vad import SegmentEnd
-from realtime.sources.base import Source
+from realtime.sources.base import Source, records
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, StepFeatures, VideoFrame, Word
 
 
@@ -159,18 +159,8 @@ def spread_words(text: str, spans: list[tuple[float, float]]) -> list[Word]:
 def extract_source(source: Source, extractors: Extractors, **kwargs) -> ReplayFeatures:
     source.start()
     try:
-
-        def records():
-            while True:
-                record = source.read(1.0)
-                if record is None:
-                    if source.finished:
-                        return
-                    continue
-                yield record
-
         return extract(
-            records(), extractors, has_video=source.has_video, has_audio=source.has_audio, **kwargs
+            records(source), extractors, has_video=source.has_video, has_audio=source.has_audio, **kwargs
         )
     finally:
         source.stop()

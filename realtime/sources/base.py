@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from realtime.types import AudioBlock, VideoFrame
@@ -60,3 +61,13 @@ class Source(ABC):
     @abstractmethod
     def stats(self) -> SourceStats:
         """Counters since start."""
+
+
+def records(source: Source, timeout_s: float = 1.0) -> Iterator[VideoFrame | AudioBlock]:
+    """Every record of a started finite source (a file), in order, until it is finished."""
+    while True:
+        record = source.read(timeout_s)
+        if record is not None:
+            yield record
+        elif source.finished:
+            return
