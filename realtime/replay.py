@@ -116,7 +116,7 @@ def _replay(
         if isinstance(record, VideoFrame):
             if has_video:
                 assert sampler is not None, "a video source needs Extractors.load(with_face=True)"
-                aligner.push_face(sampler.process(record), record.t_s)
+                aligner.push_face(sampler.push(record), record.t_s)
                 end_s = max(end_s, record.t_s)
         elif has_audio:
             update = front.push(record)

@@ -38,7 +38,7 @@ def face_steps():
     aligner = Aligner(AlignerOptions(expect_audio=False))
     end_s = 0.0
     while (frame := source.read(0.1)) is not None:
-        aligner.push_face(sampler.process(frame), frame.t_s)
+        aligner.push_face(sampler.push(frame), frame.t_s)
         end_s = frame.t_s
     return aligner.flush(end_s + 1 / 30)
 
@@ -96,7 +96,7 @@ def test_no_face_block_without_a_face() -> None:
         image = rng.integers(100, 140, (144, 176, 3), dtype=np.uint8) if i % 2 else np.full(
             (144, 176, 3), 128, np.uint8)  # fmt: skip
         frame = VideoFrame(i, i / 20, image)
-        aligner.push_face(sampler.process(frame), frame.t_s)
+        aligner.push_face(sampler.push(frame), frame.t_s)
     steps = aligner.flush(1.0)
     readouts = Readouts()
     outs = [readouts.add(s) for s in steps]
