@@ -25,7 +25,8 @@ WordEmbedder.embed_words) keep nothing from one call to the next, so they are pl
 stages, and one instance serves every stream (realtime.extractors.Extractors).
 
 Stages: SileroVad, SpeechSegmenter (extractors/vad.py), VoiceExtractor (extractors/voice.py),
-FaceSampler (extractors/face.py), AudioFrontEnd (audio_frontend.py).
+FaceSampler (extractors/face.py), AudioFrontEnd (audio_frontend.py), Aligner (aligner.py),
+UtteranceTracker (utterances.py), StepAssembler (step_assembler.py), StepRunner (stepper.py).
 """
 
 from __future__ import annotations

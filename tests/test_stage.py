@@ -7,14 +7,19 @@ import numpy as np
 import pytest
 
 from realtime import audio_frontend
+from realtime.aligner import Aligner
 from realtime.audio_frontend import AudioFrontEnd
 from realtime.extractors.face import FaceSampler
 from realtime.extractors.vad import SileroVad, SpeechSegmenter, VadModelError
 from realtime.extractors.voice import VoiceExtractor, VoiceFeatureError
 from realtime.stage import Stage
-from realtime.types import AudioBlock, FaceObservation, VideoFrame
+from realtime.step_assembler import StepAssembler
+from realtime.stepper import StepRunner
+from realtime.types import AudioBlock, FaceObservation, StepBatch, VideoFrame
+from realtime.utterances import UtteranceTracker
 
-STAGES = (SileroVad, SpeechSegmenter, VoiceExtractor, FaceSampler, AudioFrontEnd)
+STAGES = (SileroVad, SpeechSegmenter, VoiceExtractor, FaceSampler, AudioFrontEnd, Aligner,
+          UtteranceTracker, StepAssembler, StepRunner)  # fmt: skip
 
 
 @pytest.mark.parametrize("cls", STAGES, ids=lambda c: c.__name__)
@@ -113,3 +118,31 @@ def test_face_sampler_reset_forgets_the_held_analysis() -> None:
     assert face.calls == 2
     sampler.close()  # the shared extractor is not the sampler's to close
     assert face.calls == 2
+
+
+class CountingEngine:
+    """Just enough of an engine for the step runner's lifecycle: states and closes counted."""
+
+    class config:  # noqa: N801 - read as engine.config.max_utterance_steps
+        max_utterance_steps = 10
+
+    def __init__(self) -> None:
+        self.initial, self.closed = 0, 0
+
+    def initial_state(self, batch: int) -> object:
+        self.initial += 1
+        return ("state", self.initial)
+
+    def close(self, state: object) -> None:
+        self.closed += 1
+
+
+def test_step_runner_resets_to_the_initial_state_and_closes_once() -> None:
+    engine = CountingEngine()
+    runner = StepRunner(engine)  # type: ignore[arg-type]
+    assert runner.push(StepBatch()) == [] and runner.flush() == []
+    runner.reset()
+    assert engine.initial == 2  # a new stream starts from a fresh initial state
+    runner.close()
+    runner.close()
+    assert engine.closed == 1  # the engine frees the stream's state once
