@@ -286,9 +286,13 @@ class Aligner(Stage[AlignerEvent]):
         ]
         for k in done:
             del self._emitted[k]
-        # Words entirely before every provisional step can no longer matter.
+        # Words entirely before every provisional step, and before the first step not yet built,
+        # can no longer matter. (Not before the first unbuilt step: text can be settled past the
+        # newest step when voice features lag the audio, as a second-at-a-time replay's do.)
+        unbuilt_s = self._next_seq * self.options.hop_s
         horizon = min(
-            (e.t_start_s for e in self._emitted.values()), default=self._text_final_until_s
+            (e.t_start_s for e in self._emitted.values()),
+            default=min(self._text_final_until_s, unbuilt_s),
         )
         self._words = [w for w in self._words if w.word.t_end_s > horizon - 1e-9]
         return done

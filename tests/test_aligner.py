@@ -122,6 +122,21 @@ def test_late_words_revise_provisional_steps_and_finalise():
     assert al.provisional == 2
 
 
+def test_settled_words_of_steps_not_yet_built_are_kept():
+    """Voice features can lag the audio (a replay writes openSMILE a second at a time) while the
+    words of a closed segment are in and settled past the newest step: the steps still to be
+    built must get them, as they do when the whole stream is built at once."""
+    al = Aligner(AlignerOptions(step_hz=10, expect_video=False))
+    al.push(VoiceAnalysed(voice(0.0, 20), avail_s=0.2))  # steps 0 and 1
+    al.push(speech(SpeechProbability(0.0, 1.0, 0.9)))
+    al.push(said(0.0, 1.0, [word("late", 0.5, 0.7, 0.5)], final=True))
+    al.set_text_final_until(1.0)
+    first = al.pull()
+    assert [s.seq for s in first.new] == [0, 1] and first.final == (0, 1)  # none provisional
+    al.push(VoiceAnalysed(voice(0.2, 80), avail_s=1.0))
+    assert [s.seq for s in al.pull().new if s.present[0]] == [5, 6]
+
+
 def test_flush_builds_every_step_up_to_the_stream_end():
     al = Aligner(AlignerOptions(step_hz=10))
     al.push(FaceAnalysed(face(0.0), avail_s=0.0))
