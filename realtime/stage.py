@@ -13,12 +13,14 @@
   are final) returns nothing from push and gives that output from a method that takes the time
   (`pull`, `pop_due`): the stage itself has no clock, so tests choose the times.
 - flush is the end of the input, not of the object: reset (or a stage that resets itself at
-  flush) makes it ready for another stream. What flush gives has push's type; a stage that never
-  holds anything back returns None.
+  flush) makes it ready for another stream. flush gives the kind of result the stage's output
+  does (push's, or pull's for the aligner), empty when nothing was held back; a stage that
+  never holds anything back (the face sampler, the tracker) gives None.
 - close releases what the stage opened (openSMILE's run thread and handle, an ONNX session). It
   may be called any number of times and on every way out (normal end, error, stop); `with stage:`
-  calls it. After close, push raises. A stage never closes what it was handed (the shared face
-  extractor, the engine): whoever made it closes it.
+  calls it. A closed stage is not used again; one that held a model or a handle says so (push
+  raises). A stage never closes what it was handed (the shared face extractor, the engine):
+  whoever made it closes it.
 
 The models behind the stages (FaceExtractor.process, SpeechRecognizer.transcribe,
 WordEmbedder.embed_words) keep nothing from one call to the next, so they are plain calls, not
