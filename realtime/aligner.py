@@ -2,16 +2,19 @@
 I/O, no clock of its own; the caller passes stream times in.
 
 Step k covers [k * hop_s, (k + 1) * hop_s). It is *ready* once audio and video have both been
-delivered past its end (or a modality is declared late, see `pop_ready`). Pooling per step:
+delivered past its end (or a modality is late, see `pull`). Pooling per step:
   visual: mean of the features of frames with a face; present if any frame in the step had one;
   audio:  mean of the voice descriptor frames; present if voice activity was detected in the step;
   text:   the causal embedding of the last word whose span overlaps the step; present if any does.
 Words arrive late (speech recognition runs off the step path). A step is *final* once text is
-settled up to its end (`set_text_final_until`); until then `retext` reports emitted steps whose
+settled up to its end (`set_text_final_until`); until then a pull reports emitted steps whose
 text changed so the caller can re-run the model over that provisional tail.
 
-Verbs: push_face / push_voice / push_speech / set_words / set_text_final_until, then pop_ready,
-retext, pop_final; flush at the end of a stream; reset.
+A stage (realtime/stage.py): push(event) files a face frame, voice frames, voice activity, words
+or a stream's end and gives nothing, since a step waits for every modality or for the caller's
+clock; pull(now_s) gives the StepBatch the events so far allow; flush() at the end of a stream
+gives every step that starts before it; reset. StepAssembler (realtime/step_assembler.py) is
+what feeds it, with the utterance tracker deciding how far text is settled.
 """
 
 from __future__ import annotations
@@ -23,13 +26,24 @@ import numpy as np
 
 from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
 from realtime.readouts import F0_INDEX
+from realtime.stage import Stage
+from realtime.stream_events import (
+    FaceAnalysed,
+    SpeechScored,
+    StreamEnded,
+    VoiceAnalysed,
+    WordsRecognised,
+)
 from realtime.types import (
     EmbeddedWord,
     FaceObservation,
     SpeechProbability,
+    StepBatch,
     StepFeatures,
     VoiceFrames,
 )
+
+AlignerEvent = FaceAnalysed | VoiceAnalysed | SpeechScored | WordsRecognised | StreamEnded
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,7 @@ class AlignerOptions:
     expect_video: bool = True
     expect_audio: bool = True
     speech_threshold: float = 0.5  # VAD probability that marks a step's audio as present
+    late_after_s: float = math.inf  # a modality this late no longer holds a step back (pull)
     text_dim: int = LIVE_TEXT_DIM
     audio_dim: int = LIVE_AUDIO_DIM
     visual_dim: int = LIVE_VISUAL_DIM
@@ -47,6 +62,8 @@ class AlignerOptions:
             raise ValueError(f"--step-hz must be in (0, 100], got {self.step_hz}")
         if not (self.expect_video or self.expect_audio):
             raise ValueError("the aligner needs audio, video or both")
+        if not self.late_after_s >= 0:
+            raise ValueError(f"late_after_s must be >= 0 s, got {self.late_after_s}")
 
     @property
     def hop_s(self) -> float:
@@ -70,13 +87,15 @@ class _Acc:
 
 
 @dataclass
-class Aligner:
+class Aligner(Stage[AlignerEvent]):
     options: AlignerOptions = field(default_factory=AlignerOptions)
+    EVENTS = (FaceAnalysed, VoiceAnalysed, SpeechScored, WordsRecognised, StreamEnded)
 
     def __post_init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
+        self._end_s = 0.0  # the stream's end: its newest frame or the end of its audio
         self._acc: dict[int, _Acc] = {}
         self._next_seq = 0  # first step not yet emitted
         self._video_until_s = 0.0 if self.options.expect_video else math.inf
@@ -87,6 +106,24 @@ class Aligner:
         self.sanitised = {"text": 0, "audio": 0, "visual": 0}
 
     # ------------------------------------------------------------------ inputs
+    def push(self, event: AlignerEvent) -> None:
+        """File one event. Gives nothing: a step waits for every modality (or the caller's clock,
+        see pull), which one input alone cannot decide."""
+        if isinstance(event, FaceAnalysed):
+            self._face(event.observation, event.avail_s)
+            self._end_s = max(self._end_s, event.observation.t_s)
+        elif isinstance(event, VoiceAnalysed):
+            self._voice(event.frames, event.avail_s)
+        elif isinstance(event, SpeechScored):
+            self._speech(event.probabilities)
+        elif isinstance(event, WordsRecognised):
+            self._set_words(event.result.t_start_s, event.result.t_end_s, event.words)
+        elif isinstance(event, StreamEnded):
+            if event.t_end_s is not None:
+                self._end_s = max(self._end_s, event.t_end_s)
+        else:
+            raise TypeError(f"the aligner has no handler for {type(event).__name__}")
+
     def _index(self, t_s: float) -> int:
         # A tiny epsilon keeps a time exactly on a boundary (e.g. 0.3 from float sums) in the step it starts.
         return int(math.floor(t_s * self.options.step_hz + 1e-9))
@@ -103,7 +140,7 @@ class Aligner:
         self.sanitised[modality] += 1
         return np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
 
-    def push_face(self, obs: FaceObservation, avail_s: float) -> None:
+    def _face(self, obs: FaceObservation, avail_s: float) -> None:
         """One processed video frame; `avail_s` is when its capture became available (stream s)."""
         k = self._index(obs.t_s)
         if k >= self._next_seq:
@@ -115,7 +152,7 @@ class Aligner:
                 acc.visual_n += 1
         self._video_until_s = max(self._video_until_s, obs.t_s)
 
-    def push_voice(self, frames: VoiceFrames, avail_s: float) -> None:
+    def _voice(self, frames: VoiceFrames, avail_s: float) -> None:
         """Voice descriptor frames (10 ms hop); frame i is placed by its start time."""
         values = self._clean(np.asarray(frames.values, np.float64), "audio")
         for i, row in enumerate(values):
@@ -136,7 +173,7 @@ class Aligner:
                 self._audio_until_s, frames.t_start_s + len(values) * frames.hop_s
             )
 
-    def push_speech(self, probs: list[SpeechProbability]) -> None:
+    def _speech(self, probs: tuple[SpeechProbability, ...]) -> None:
         """VAD chunk probabilities; a chunk counts for every step it overlaps."""
         for p in probs:
             first, last = self._index(p.t_start_s), self._index(max(p.t_start_s, p.t_end_s - 1e-6))
@@ -144,7 +181,7 @@ class Aligner:
                 acc = self._acc_for(k)
                 acc.speech_max = max(acc.speech_max, p.probability)
 
-    def set_words(self, t_from_s: float, t_to_s: float, words: list[EmbeddedWord]) -> None:
+    def _set_words(self, t_from_s: float, t_to_s: float, words: tuple[EmbeddedWord, ...]) -> None:
         """Replace every word that starts in [t_from_s, t_to_s) by `words` (a new ASR result for
         that span, partial or final)."""
         kept = [w for w in self._words if not (t_from_s <= w.word.t_start_s < t_to_s)]
@@ -193,32 +230,38 @@ class Aligner:
         self._emitted[k] = step
         return step
 
-    def pop_ready(
-        self, now_s: float | None = None, max_wait_s: float = math.inf
-    ) -> list[StepFeatures]:
-        """Steps whose audio and video are in. With `now_s`, a modality that has delivered nothing
-        for `max_wait_s` past a step's end no longer holds it back (a stalled camera must not
-        stop the stream); that step has the modality marked absent."""
+    def pull(self, now_s: float | None = None) -> StepBatch:
+        """What the events so far allow: the steps whose audio and video are in, provisional
+        steps whose words changed, steps now final. With `now_s` (live stream time), a modality
+        that has delivered nothing for `late_after_s` past a step's end no longer holds it back
+        (a stalled camera must not stop the stream); that step has the modality marked absent."""
+        return self._batch(self._pop_ready(now_s))
+
+    def flush(self) -> StepBatch:
+        """End of stream: every step that starts before its end (the newest frame or the end of
+        the audio, from the events), then as pull. Called again, it builds nothing twice."""
+        ready = []
+        while self._next_seq * self.options.hop_s < self._end_s - 1e-9:
+            ready.append(self._build(self._next_seq))
+            self._next_seq += 1
+        return self._batch(ready)
+
+    def _batch(self, new: list[StepFeatures]) -> StepBatch:
+        return StepBatch(tuple(new), tuple(self._retext()), tuple(self._pop_final()))
+
+    def _pop_ready(self, now_s: float | None) -> list[StepFeatures]:
         hop = self.options.hop_s
         ready = []
         while True:
             t1 = (self._next_seq + 1) * hop
-            late = now_s is not None and now_s - t1 > max_wait_s
+            late = now_s is not None and now_s - t1 > self.options.late_after_s
             if not ((self._video_until_s >= t1 or late) and (self._audio_until_s >= t1 or late)):
                 break
             ready.append(self._build(self._next_seq))
             self._next_seq += 1
         return ready
 
-    def flush(self, end_s: float) -> list[StepFeatures]:
-        """At the end of a stream: every step that starts before `end_s`."""
-        ready = []
-        while self._next_seq * self.options.hop_s < end_s - 1e-9:
-            ready.append(self._build(self._next_seq))
-            self._next_seq += 1
-        return ready
-
-    def retext(self) -> list[StepFeatures]:
+    def _retext(self) -> list[StepFeatures]:
         """Provisional steps whose text changed since they were built, rebuilt (same seq)."""
         changed = []
         for k, old in sorted(self._emitted.items()):
@@ -234,7 +277,7 @@ class Aligner:
             changed.append(new)
         return changed
 
-    def pop_final(self) -> list[int]:
+    def _pop_final(self) -> list[int]:
         """Seqs of emitted steps that became final (text settled past their end), oldest first."""
         done = [
             k
@@ -243,9 +286,13 @@ class Aligner:
         ]
         for k in done:
             del self._emitted[k]
-        # Words entirely before every provisional step can no longer matter.
+        # Words entirely before every provisional step, and before the first step not yet built,
+        # can no longer matter. (Not before the first unbuilt step: text can be settled past the
+        # newest step when voice features lag the audio, as a second-at-a-time replay's do.)
+        unbuilt_s = self._next_seq * self.options.hop_s
         horizon = min(
-            (e.t_start_s for e in self._emitted.values()), default=self._text_final_until_s
+            (e.t_start_s for e in self._emitted.values()),
+            default=min(self._text_final_until_s, unbuilt_s),
         )
         self._words = [w for w in self._words if w.word.t_end_s > horizon - 1e-9]
         return done

@@ -15,6 +15,7 @@ from realtime.extractors.vad import (
     SpeechSegmenter,
 )
 from realtime.extractors.voice import VoiceExtractor, VoiceOptions
+from realtime.stage import Stage
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, SpeechProbability, VoiceFrames
 
 
@@ -23,11 +24,11 @@ class AudioRing:
 
     def __init__(self, seconds: float) -> None:
         self._blocks: list[AudioBlock] = []
-        self._limit_s = seconds
+        self.limit_s = seconds
 
     def push(self, block: AudioBlock) -> None:
         self._blocks.append(block)
-        while self._blocks and block.t_end_s - self._blocks[0].t_end_s > self._limit_s:
+        while self._blocks and block.t_end_s - self._blocks[0].t_end_s > self.limit_s:
             self._blocks.pop(0)
 
     def cut(self, t_start_s: float, t_end_s: float) -> tuple[float, np.ndarray]:
@@ -49,18 +50,22 @@ class AudioUpdate:
     events: list[SegmentEvent] = field(default_factory=list)
 
 
-class AudioFrontEnd:
-    """push(AudioBlock) -> AudioUpdate; flush() at the end of a stream; cut() segment audio."""
+class AudioFrontEnd(Stage[AudioBlock]):
+    """push(AudioBlock) -> AudioUpdate; cut() segment audio. A stage (realtime/stage.py): flush at
+    the end of input, reset for another stream, close (or `with`) on every way out."""
 
     def __init__(
         self, pause_ms: float = 600.0, history_s: float = 40.0, voice_chunk_s: float = 0.1
     ) -> None:
         """voice_chunk_s: new audio gathered before it is written to openSMILE's streaming graph
         (VoiceOptions.min_new_s): live uses 0.1 s for latency, a file replayed flat out 1 s
-        (fewer thread wake-ups; the frames are the same). close() when done: the graph runs on
-        a thread of its own."""
+        (fewer thread wake-ups; the frames are the same)."""
         self.voice = VoiceExtractor(VoiceOptions(min_new_s=voice_chunk_s))
-        self.vad = SileroVad()
+        try:
+            self.vad = SileroVad()
+        except BaseException:
+            self.voice.close()  # a missing VAD model must not leave openSMILE's handle behind
+            raise
         self.segmenter = SpeechSegmenter(SegmenterOptions(pause_ms=pause_ms))
         self.ring = AudioRing(history_s)
 
@@ -72,14 +77,23 @@ class AudioFrontEnd:
         return AudioUpdate(voice, probs, events)
 
     def flush(self) -> AudioUpdate:
-        return AudioUpdate(self.voice.flush(), [], self.segmenter.flush())
+        return AudioUpdate(self.voice.flush(), self.vad.flush(), self.segmenter.flush())
+
+    def reset(self) -> None:
+        self.voice.reset()
+        self.vad.reset()
+        self.segmenter.reset()
+        self.ring = AudioRing(self.ring.limit_s)
 
     def cut(self, t_start_s: float, t_end_s: float) -> tuple[float, np.ndarray]:
         return self.ring.cut(t_start_s, t_end_s)
 
     def close(self) -> None:
-        """End openSMILE's run thread and release its handle (idempotent)."""
-        self.voice.close()
+        """End openSMILE's run thread and free its handle, drop the VAD model (idempotent)."""
+        try:
+            self.voice.close()
+        finally:
+            self.vad.close()
 
     @property
     def decided_until_s(self) -> float:

@@ -277,20 +277,18 @@ class Pipeline:
                 self._core_q.put(StreamEnded("video"))
                 return
             frame, avail_s = item
-            obs = sampler.process(frame)  # reuses the interval's analysis where it has one
+            obs = sampler.push(frame)  # reuses the interval's analysis where it has one
             self._core_q.put(FaceAnalysed(obs, avail_s))
             if self.frame_sink is not None:
                 self.frame_sink(frame.image, obs.box)
             self.stats.frame_done()
 
     def _audio_worker(self) -> None:
-        front = AudioFrontEnd(
-            self.options.pause_ms, self.options.audio_history_s, self.options.voice_chunk_s
-        )
-        try:
+        o = self.options
+        # Closed on every way out (end of input, an error, stop): openSMILE's run thread and
+        # native handle, the VAD model.
+        with AudioFrontEnd(o.pause_ms, o.audio_history_s, o.voice_chunk_s) as front:
             self._audio_loop(front)
-        finally:
-            front.close()  # openSMILE's run thread and handle, on every way out
 
     def _audio_loop(self, front: AudioFrontEnd) -> None:
         open_segment: SegmentStart | None = None

@@ -1,24 +1,39 @@
 """Whole-file feature extraction without threads, for dataset building and evaluation.
 
-It runs the live pipeline's own parts (face extractor, audio front end with the same voice
-features, voice activity and speech segments, speech recognition per segment, causal word
-embeddings, and the aligner) in one thread, deterministically. The result equals the final
-revision of every step that the live pipeline publishes for the same input.
+It runs the live pipeline's own parts in one thread, deterministically: the face sampler, the
+audio front end (voice features, voice activity, speech segments), speech recognition per
+segment and causal word embeddings make the events the pipeline's workers make
+(realtime/stream_events.py), and a StepAssembler (realtime/step_assembler.py), the one the stream
+core files them with, turns them into steps. Recognition here answers at once, so at the end of
+the input every word is in and every step is built final: the result equals the final revision
+of every step that the live pipeline publishes for the same input.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.aligner import Aligner, AlignerOptions
-from realtime.audio_frontend import AudioFrontEnd
+from realtime.aligner import AlignerOptions
+from realtime.audio_frontend import AudioFrontEnd, AudioUpdate
 from realtime.extractors import Extractors
+from realtime.extractors.asr import AsrResult
 from realtime.extractors.face import FaceSampler
-from realtime.extractors.vad import SegmentEnd
+from realtime.extractors.vad import SegmentEnd, SegmentStart
 from realtime.sources.base import Source, records
+from realtime.step_assembler import StepAssembler
+from realtime.stream_events import (
+    FaceAnalysed,
+    SegmentClosed,
+    SegmentOpened,
+    SpeechScored,
+    StreamEnded,
+    VoiceAnalysed,
+    WordsRecognised,
+)
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, StepFeatures, VideoFrame, Word
 
 
@@ -71,69 +86,94 @@ def extract(
     evenly over the detected speech, to measure what recognition errors cost. face_hz: face
     analyses per second as in the live pipeline (None: the step rate).
     """
-    aligner = Aligner(
+    steps = StepAssembler(
         AlignerOptions(step_hz=step_hz, expect_video=has_video, expect_audio=has_audio)
     )
-    # Offline, latency is moot: audio goes to openSMILE a second at a time (same frames).
-    front = AudioFrontEnd(pause_ms, voice_chunk_s=1.0) if has_audio else None
-    try:
-        return _replay(records, extractors, aligner, front, has_video, step_hz, transcript,
-                       face_hz)  # fmt: skip
-    finally:
-        if front is not None:
-            front.close()
+    sampler = None
+    if has_video and extractors.face is not None:
+        sampler = FaceSampler(extractors.face, step_hz if face_hz is None else face_hz)
+    with contextlib.ExitStack() as stages:  # every stage closed, however the replay ends
+        front = None
+        if has_audio:
+            # Offline, latency is moot: audio goes to openSMILE a second at a time (same frames).
+            front = stages.enter_context(AudioFrontEnd(pause_ms, voice_chunk_s=1.0))
+        replay = _Replay(steps, extractors, sampler, front, transcript)
+        for record in records:
+            if isinstance(record, VideoFrame):
+                if has_video:
+                    replay.frame(record)
+            elif has_audio:
+                replay.block(record)
+        return replay.finish(has_video)
 
 
-def _replay(
-    records, extractors: Extractors, aligner: Aligner, front: AudioFrontEnd | None,
-    has_video: bool, step_hz: float, transcript: str | None, face_hz: float | None,
-) -> ReplayFeatures:  # fmt: skip
-    has_audio = front is not None
-    sampler = (
-        FaceSampler(extractors.face, step_hz if face_hz is None else face_hz)
-        if has_video and extractors.face is not None
-        else None
-    )
-    words: list[Word] = []
-    segments: list[tuple[float, float]] = []
-    end_s = 0.0
+class _Replay:
+    """One replay's state: the events it made so far, and what it returns beside the steps."""
 
-    def close_segments(events) -> None:
-        for event in events:
-            if not isinstance(event, SegmentEnd):
-                continue
-            segments.append((event.t_start_s, event.t_end_s))
-            if transcript is not None:
-                continue
-            t0, samples = front.cut(event.t_start_s, event.t_end_s)
-            seg_words = extractors.recognizer.transcribe(samples, t0) if len(samples) else []
-            aligner.set_words(
-                event.t_start_s, event.t_end_s, extractors.words.embed_words(seg_words)
-            )
-            words.extend(seg_words)
+    def __init__(
+        self, steps: StepAssembler, extractors: Extractors, sampler: FaceSampler | None,
+        front: AudioFrontEnd | None, transcript: str | None,
+    ) -> None:  # fmt: skip
+        self.steps, self.extractors, self.sampler, self.front = steps, extractors, sampler, front
+        self.transcript = transcript
+        self.words: list[Word] = []
+        self.segments: list[tuple[float, float]] = []  # speech segments (stream seconds)
+        self.end_s = 0.0  # the newest frame or the end of the audio so far
+        self.audio_end_s = 0.0
 
-    for record in records:
-        if isinstance(record, VideoFrame):
-            if has_video:
-                assert sampler is not None, "a video source needs Extractors.load(with_face=True)"
-                aligner.push_face(sampler.process(record), record.t_s)
-                end_s = max(end_s, record.t_s)
-        elif has_audio:
-            update = front.push(record)
-            aligner.push_voice(update.voice, record.t_start_s)
-            aligner.push_speech(update.speech)
-            close_segments(update.events)
-            end_s = max(end_s, record.t_end_s)
-    if front is not None:
-        update = front.flush()
-        aligner.push_voice(update.voice, end_s)
-        close_segments(update.events)
-    if transcript is not None:
-        words = spread_words(transcript, segments or [(0.0, end_s)])
-        aligner.set_words(-math.inf, math.inf, extractors.words.embed_words(words))
-    aligner.set_text_final_until(math.inf)
-    steps = aligner.flush(end_s)  # built after every word is known: all final
-    return ReplayFeatures(steps, words, segments, end_s)
+    def frame(self, frame: VideoFrame) -> None:
+        assert self.sampler is not None, "a video source needs Extractors.load(with_face=True)"
+        self.steps.push(FaceAnalysed(self.sampler.push(frame), frame.t_s))
+        self.end_s = max(self.end_s, frame.t_s)
+
+    def block(self, block: AudioBlock) -> None:
+        assert self.front is not None
+        update = self.front.push(block)
+        self._audio(update, block.t_start_s)
+        self.steps.push(SpeechScored(tuple(update.speech), self.front.decided_until_s))
+        self.end_s = max(self.end_s, block.t_end_s)
+        self.audio_end_s = block.t_end_s
+
+    def _audio(self, update: AudioUpdate, avail_s: float) -> None:
+        """The events the pipeline's audio worker makes of an update, in its order, with the
+        recogniser's words for each closed segment at once (the ASR worker's, live)."""
+        self.steps.push(VoiceAnalysed(update.voice, avail_s))
+        for event in update.events:
+            if isinstance(event, SegmentStart):
+                self.steps.push(SegmentOpened(event))
+            else:
+                self.steps.push(SegmentClosed(event, closed_monotonic_s=0.0))  # no clock here
+                self._recognise(event)
+
+    def _recognise(self, segment: SegmentEnd) -> None:
+        self.segments.append((segment.t_start_s, segment.t_end_s))
+        if self.transcript is not None:
+            return  # the transcript's words are placed once every segment is known
+        assert self.front is not None
+        t0, samples = self.front.cut(segment.t_start_s, segment.t_end_s)
+        said = self.extractors.recognizer.transcribe(samples, t0) if len(samples) else []
+        result = AsrResult(segment.segment_id, segment.t_start_s, segment.t_end_s, True,
+                           tuple(said), compute_s=0.0, queued_s=0.0)  # fmt: skip
+        self.steps.push(WordsRecognised(result, tuple(self.extractors.words.embed_words(said))))
+        self.words.extend(said)
+
+    def finish(self, has_video: bool) -> ReplayFeatures:
+        """End of input: the audio front end flushed, the streams ended, the transcript's words
+        placed; then every step, all final."""
+        if self.front is not None:
+            self._audio(self.front.flush(), self.end_s)
+            self.steps.push(StreamEnded("audio", self.audio_end_s))
+        if has_video:
+            self.steps.push(StreamEnded("video"))
+        if self.transcript is not None:
+            self.words = spread_words(self.transcript, self.segments or [(0.0, self.end_s)])
+            result = AsrResult(-1, -math.inf, math.inf, True, tuple(self.words), 0.0, 0.0)
+            embedded = tuple(self.extractors.words.embed_words(self.words))
+            self.steps.push(WordsRecognised(result, embedded))
+            self.steps.give_up_on_asr()  # no recogniser runs: no segment waits for words
+        batch = self.steps.flush()
+        assert batch.final == tuple(s.seq for s in batch.new), "replay steps are built final"
+        return ReplayFeatures(list(batch.new), self.words, self.segments, self.end_s)
 
 
 def spread_words(text: str, spans: list[tuple[float, float]]) -> list[Word]:

@@ -285,19 +285,29 @@ class Session:
         return self.publisher.endpoint
 
     def start(self) -> None:
+        """Start the pipeline; if it cannot start, whatever it and the session opened is
+        released before the error goes on."""
         try:
             self.pipeline.start()
+            if self.lsl_markers is not None:
+                self.lsl_markers.start()  # now: markers map onto the stream clock started above
         except SourceError as exc:
             self.stop()
             raise SessionError(str(exc)) from None
-        if self.lsl_markers is not None:
-            self.lsl_markers.start()  # now: markers map onto the stream clock started above
+        except BaseException:  # Ctrl-C while starting, a thread that cannot start
+            self.stop()
+            raise
 
     def stop(self) -> None:
-        if self.lsl_markers is not None:
-            self.lsl_markers.close()  # first: it injects into the pipeline
-        self.pipeline.stop()
-        self.close_outputs()
+        """Join the pipeline's threads (the audio worker closes openSMILE and the VAD on its way
+        out, the core thread the step runner), then release what the session opened, also when
+        stopping fails part way. Safe to call more than once."""
+        try:
+            if self.lsl_markers is not None:
+                self.lsl_markers.close()  # first: it injects into the pipeline
+            self.pipeline.stop()
+        finally:
+            self.close_outputs()
 
     def close_outputs(self) -> None:
         """Release everything the session opened (sources, LSL, recorder, media, publisher),

@@ -10,6 +10,12 @@ current utterance's sentiment from everything perceived so far. On a step withou
 words placed, no voice activity) it holds the last speech step's value (0, neutral, before any
 speech): silence carries no evidence, and the model's outputs there were never trained to mean
 anything. SIM's utterance result uses the model's own intensities (`intensity`), as in training.
+
+A stage (realtime/stage.py): push(StepBatch) runs the batch's new steps, re-runs the tail its
+revised steps start, marks its final steps and gives every step version not yet published;
+flush owes nothing (each push gives all it can); reset starts a new stream from the engine's
+initial state; close lets the engine free what it holds for the stream. The engine itself is
+the session's, not the runner's, and stays open.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from engines.base import Engine, EngineState, StepInputs, UtteranceInputs, UtteranceResult
-from realtime.types import StepFeatures
+from realtime.stage import Stage
+from realtime.types import StepBatch, StepFeatures
 
 
 @dataclass(frozen=True)
@@ -53,17 +60,34 @@ class _TailEntry:
     dirty: bool  # computed but not yet published
 
 
-class StepRunner:
+class StepRunner(Stage[StepBatch]):
     def __init__(self, engine: Engine, history_steps: int | None = None) -> None:
         self.engine = engine
-        self._final_state = engine.initial_state(1)
-        self._tail: list[_TailEntry] = []
         # Final steps kept for utterance results (a little more than the longest utterance).
-        self._history: collections.deque[StepOutcome] = collections.deque(
-            maxlen=history_steps or engine.config.max_utterance_steps + 200
-        )
+        self._history_steps = history_steps or engine.config.max_utterance_steps + 200
         self.steps_run = 0  # engine calls, including re-runs (the cost of revisions)
+        self._closed = False
+        self.reset()
+
+    def reset(self) -> None:
+        self._final_state = self.engine.initial_state(1)
+        self._tail: list[_TailEntry] = []
+        self._history: collections.deque[StepOutcome] = collections.deque(
+            maxlen=self._history_steps
+        )
         self._final_shown = 0.0  # shown value of the last final step (neutral before speech)
+
+    def push(self, batch: StepBatch) -> list[StepOutcome]:
+        """New steps run from the newest state, revised ones re-run from the last final state,
+        then every step with a version not yet published, oldest first."""
+        self._add(batch.new)
+        self._revise(batch.revised)
+        self._finalise(batch.final)
+        return self._take_publishable()
+
+    def flush(self) -> list[StepOutcome]:
+        """Nothing is held back: a step waits for its words, which come as a pushed batch."""
+        return []
 
     @property
     def _newest_state(self) -> EngineState:
@@ -86,14 +110,14 @@ class StepRunner:
         )  # fmt: skip
         return outcome, new_state
 
-    def add(self, steps: list[StepFeatures]) -> None:
+    def _add(self, steps: tuple[StepFeatures, ...]) -> None:
         """New steps, run from the newest state."""
         for features in steps:
             previous = self._tail[-1].outcome.shown if self._tail else self._final_shown
             outcome, state = self._run(features, self._newest_state, previous)  # type: ignore[union-attr]
             self._tail.append(_TailEntry(features, outcome, state, published=0, dirty=True))
 
-    def revise(self, changed: list[StepFeatures]) -> None:
+    def _revise(self, changed: tuple[StepFeatures, ...]) -> None:
         """Provisional steps whose features changed: re-run the tail from the last final state."""
         if not changed:
             return
@@ -117,7 +141,7 @@ class StepRunner:
             entry.outcome = outcome
             entry.state_after = state
 
-    def finalise(self, seqs: list[int]) -> None:
+    def _finalise(self, seqs: tuple[int, ...]) -> None:
         """Mark steps final (their seqs come from the aligner, oldest first, a prefix of the tail)."""
         wanted = set(seqs)
         count = 0
@@ -127,7 +151,7 @@ class StepRunner:
             entry.dirty = True
             entry.outcome = replace(entry.outcome, final=True)  # type: ignore[arg-type]
 
-    def take_publishable(self) -> list[StepOutcome]:
+    def _take_publishable(self) -> list[StepOutcome]:
         """Every step with a version not yet published, with its revision number; final steps
         leave the tail here (and enter the utterance history)."""
         out = []
@@ -178,7 +202,11 @@ class StepRunner:
         ))  # fmt: skip
 
     def close(self) -> None:
-        """The stream is over: let the engine free what it holds for it (a Triton sequence)."""
+        """The stream is over: let the engine free what it holds for it (a Triton sequence, a
+        batched stream's handle). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self.engine.close(self._newest_state)
 
     @property

@@ -3,9 +3,11 @@
     core.handle(event)               # any number of events (realtime/stream_events.py)
     done = core.tick(stream_s, mono_s)  # then one tick: steps, utterances, status
 
-`handle` files an event with the aligner, the utterance tracker or the outlets. `tick` does the
-work the events made possible: ready steps through the engine (and provisional steps re-run when
-their words changed), final steps and utterance results published, device states checked, the
+`handle` files an event with the step assembler (realtime/step_assembler.py: the aligner and the
+utterance tracker, shared with file replay) or, for a message made elsewhere, the outlets. `tick`
+does the work the events made possible: the assembler's ready steps through the engine (and
+provisional steps re-run when their words changed), final steps and utterance results
+published, device states checked, the
 status every `status_period_s`, freed C heap returned once a minute. It returns True once every
 source has ended and everything owed has been published. Both times are passed in (`stream_s`
 from the session's stream clock, `mono_s` from `time.monotonic()`), so a test drives the core
@@ -16,33 +18,23 @@ The pipeline (realtime/pipeline.py) runs this object on its core thread.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from contract import messages
 from engines.base import Engine
-from realtime.aligner import Aligner, AlignerOptions
+from realtime.aligner import AlignerOptions
 from realtime.baseline import Baseline
 from realtime.device_health import DeliveryWatch
 from realtime.native_heap import Trimmer
 from realtime.pipeline_options import PipelineOptions
 from realtime.readouts import ReadoutBook
 from realtime.status import SessionStats
+from realtime.step_assembler import StepAssembler
 from realtime.stepper import StepOutcome, StepRunner
-from realtime.stream_events import (
-    FaceAnalysed,
-    Publish,
-    SegmentClosed,
-    SegmentOpened,
-    SpeechScored,
-    StreamEnded,
-    StreamEvent,
-    VoiceAnalysed,
-    WordsRecognised,
-)
-from realtime.utterances import PendingUtterance, UtteranceTracker
+from realtime.stream_events import Publish, StreamEvent
+from realtime.utterances import PendingUtterance
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +73,17 @@ class StreamCore:
         usage = engine.model_modalities  # set by a ModalityGate
         self._model_modalities = messages.ModelModalities(**usage) if usage else None
         self._hop_s = 1.0 / o.step_hz
-        self.aligner = Aligner(AlignerOptions(
+        self.steps = StepAssembler(AlignerOptions(
             step_hz=o.step_hz, expect_video=inputs.has_video, expect_audio=inputs.has_audio,
+            late_after_s=o.late_after_s,
         ))  # fmt: skip
         self.runner = StepRunner(engine)
-        self.tracker = UtteranceTracker()
         baseline = (
             Baseline.from_json(o.baseline, self._hop_s) if o.baseline is not None
             else Baseline(o.baseline_s, self._hop_s, inputs.has_video, inputs.has_audio)
         )  # fmt: skip
         baseline.expected = {"face": inputs.has_video, "voice": inputs.has_audio}
         self.readouts = ReadoutBook(baseline, self._save_baseline)
-        self._expected = {
-            k for k, v in (("video", inputs.has_video), ("audio", inputs.has_audio)) if v
-        }
-        self._ended: set[str] = set()
-        self._end_s = 0.0
         self._eos_at: float | None = None
         self._next_status: float | None = None
         self._states = self.source_states(None)
@@ -107,65 +94,25 @@ class StreamCore:
 
     # ------------------------------------------------------------------ events
     def handle(self, event: StreamEvent) -> None:
-        aligner, tracker = self.aligner, self.tracker
-        if isinstance(event, FaceAnalysed):
-            aligner.push_face(event.observation, event.avail_s)
-            self._end_s = max(self._end_s, event.observation.t_s)
-        elif isinstance(event, VoiceAnalysed):
-            aligner.push_voice(event.frames, event.avail_s)
-        elif isinstance(event, SpeechScored):
-            aligner.push_speech(list(event.probabilities))
-            tracker.vad_until(event.decided_until_s)
-        elif isinstance(event, SegmentOpened):
-            tracker.opened(event.segment.segment_id, event.segment.t_start_s)
-        elif isinstance(event, SegmentClosed):
-            seg = event.segment
-            tracker.closed(seg.segment_id, seg.t_start_s, seg.t_end_s, event.closed_monotonic_s,
-                           seg.forced)  # fmt: skip
-        elif isinstance(event, WordsRecognised):
-            result = event.result
-            aligner.set_words(result.t_start_s, result.t_end_s, list(event.words))
-            if result.final:
-                tracker.transcribed(result.segment_id, result.words)
-        elif isinstance(event, Publish):
+        if isinstance(event, Publish):
             self._emit(event.message)
-        elif isinstance(event, StreamEnded):
-            self._ended.add(event.kind)
-            if event.kind == "audio" and event.t_end_s is not None:
-                self._end_s = max(self._end_s, event.t_end_s)
-                tracker.vad_until(event.t_end_s)
         else:
-            raise TypeError(f"the stream core has no handler for {type(event).__name__}")
+            self.steps.push(event)
 
     # ------------------------------------------------------------------ one tick
     def tick(self, stream_s: float, mono_s: float) -> bool:
         """Everything the events so far allow; True once the stream is over and published."""
         if self.done:
             return True
-        aligner, runner, tracker, book = self.aligner, self.runner, self.tracker, self.readouts
-        all_ended = self._ended >= self._expected
+        steps, runner = self.steps, self.runner
+        all_ended = steps.all_ended
         if all_ended:
-            if self._eos_at is None:
-                self._eos_at = mono_s
-                runner.add(book.admit(aligner.flush(self._end_s)))
-            if tracker.awaiting_asr and mono_s - self._eos_at > self.options.asr_wait_s:
-                missed = tracker.give_up_on_asr()
-                self.inputs.stats.error(
-                    f"speech recognition did not finish {missed} segment(s) in time"
-                )
-            if not tracker.awaiting_asr:
-                tracker.close_all()
-        else:
-            late = stream_s if self.inputs.live else None
-            runner.add(book.admit(aligner.pop_ready(late, self.options.late_after_s)))
-        runner.revise(aligner.retext())
-        aligner.set_text_final_until(
-            math.inf if all_ended and not tracker.awaiting_asr else tracker.text_final_until()
-        )
-        runner.finalise(aligner.pop_final())
-        for outcome in runner.take_publishable():
+            self._give_up_on_asr_after_wait(mono_s)
+        batch = steps.pull(stream_s if self.inputs.live else None)
+        self.readouts.admit(batch.new)
+        for outcome in runner.push(batch):
             self._publish_step(outcome, stream_s)
-        for utt in tracker.pop_due(aligner.next_seq * self._hop_s):
+        for utt in steps.due_utterances():
             self._publish_utterance(utt, mono_s)
         changed = self.source_states(mono_s)
         if changed != self._states:
@@ -176,19 +123,31 @@ class StreamCore:
             self._next_status = mono_s + self.options.status_period_s
             self._publish_status(stream_s, mono_s)
         self._trimmer.tick(mono_s)
-        if all_ended and not tracker.pending and runner.provisional == 0:
+        if all_ended and not steps.pending and runner.provisional == 0:
             self._publish_status(stream_s, mono_s)
             self.done = True
         return self.done
 
+    def _give_up_on_asr_after_wait(self, mono_s: float) -> None:
+        """Every source has ended: wait `asr_wait_s` for the transcripts still owed, then close
+        their utterances without words, so the stream can end."""
+        if self._eos_at is None:
+            self._eos_at = mono_s
+        if self.steps.awaiting_asr and mono_s - self._eos_at > self.options.asr_wait_s:
+            missed = self.steps.give_up_on_asr()
+            self.inputs.stats.error(
+                f"speech recognition did not finish {missed} segment(s) in time"
+            )
+
     def close(self) -> None:
+        """Idempotent: the runner lets the engine free what it holds for this stream."""
         self.runner.close()
 
     # ------------------------------------------------------------------ devices
     def _source_state(self, kind: str, present: bool, mono_s: float | None) -> str:
         if not present:
             return "off"
-        if kind in self._ended:
+        if kind in self.steps.ended:
             return "ended"
         if self.inputs.live and self.inputs.watch.silent(kind, mono_s):
             return "lost"
@@ -262,7 +221,7 @@ class StreamCore:
     def _publish_status(self, stream_s: float, mono_s: float) -> None:
         stats, counts = self.inputs.stats, self.inputs.device_counts()
         p50, p95 = stats.latency_percentiles()
-        sanitised = dict(self.aligner.sanitised)
+        sanitised = dict(self.steps.aligner.sanitised)
         sanitised["audio"] += counts.raw_audio_sanitised
         calibration = self.readouts.calibration()
         msg = messages.StatusMessage(
@@ -270,7 +229,7 @@ class StreamCore:
             t_stream=max(0.0, stream_s), engine=self.engine.name,
             engine_note=self.engine.selection_note,
             fps=stats.rate("frames", stats.frames_processed),
-            step_rate_hz=stats.rate("steps", self.aligner.next_seq),
+            step_rate_hz=stats.rate("steps", self.steps.aligner.next_seq),
             dropped_frames=counts.dropped_frames, dropped_audio_blocks=counts.dropped_audio_blocks,
             latency_p50_ms=p50, latency_p95_ms=p95, errors=stats.errors, last_error=stats.last_error,
             sources=messages.SourceStates(**self.source_states(mono_s)),

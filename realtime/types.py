@@ -93,3 +93,14 @@ class StepFeatures:
     # Voiced frames of the step's speech: count, sum and sum of squares of their F0 (semitones),
     # for the voice readout (realtime/readouts.py); zeros outside speech.
     voiced_f0: tuple[int, float, float] = (0, 0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class StepBatch:
+    """What the aligner gives at a pull or a flush: steps built for the first time, provisional
+    steps whose words changed since (rebuilt, same seq), and the seqs that became final, oldest
+    first. The step runner takes it whole (StepRunner.push)."""
+
+    new: tuple[StepFeatures, ...] = ()
+    revised: tuple[StepFeatures, ...] = ()
+    final: tuple[int, ...] = ()

@@ -6,6 +6,11 @@ comes later from ASR. The utterance result is due once (a) the final words are i
 step up to the segment's end has been emitted and is final. Until a segment's final words are in,
 text before its start is settled but text after it is not: `text_final_until` says how far text
 is settled, which is what makes steps final.
+
+A stage (realtime/stage.py): push(event) files segment openings and closings, final words and
+how far voice activity is decided, and gives nothing (a result is due only once its steps are
+final, which the caller knows: `pop_due`); flush() at the end of the stream (nothing more will be
+heard); reset.
 """
 
 from __future__ import annotations
@@ -13,7 +18,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from realtime.stage import Stage
+from realtime.stream_events import (
+    SegmentClosed,
+    SegmentOpened,
+    SpeechScored,
+    StreamEnded,
+    WordsRecognised,
+)
 from realtime.types import Word
+
+TrackerEvent = SegmentOpened | SegmentClosed | WordsRecognised | SpeechScored | StreamEnded
 
 
 @dataclass
@@ -31,31 +46,37 @@ class PendingUtterance:
 
 
 @dataclass
-class UtteranceTracker:
+class UtteranceTracker(Stage[TrackerEvent]):
     _open: dict[int, PendingUtterance] = field(default_factory=dict)
     _vad_until_s: float = 0.0
-    _next_id: int = 0
+    EVENTS = (SegmentOpened, SegmentClosed, WordsRecognised, SpeechScored, StreamEnded)
 
-    def opened(self, segment_id: int, t_start_s: float) -> None:
-        self._open[segment_id] = PendingUtterance(segment_id, t_start_s)
+    def push(self, event: TrackerEvent) -> None:
+        if isinstance(event, SegmentOpened):
+            self._open[event.segment.segment_id] = PendingUtterance(
+                event.segment.segment_id, event.segment.t_start_s
+            )
+        elif isinstance(event, SegmentClosed):
+            self._closed(event)
+        elif isinstance(event, WordsRecognised):
+            u = self._open.get(event.result.segment_id)
+            if event.result.final and u is not None and u.t_end_s is not None:
+                u.words = event.result.words
+        elif isinstance(event, SpeechScored):
+            self._vad_until(event.decided_until_s)
+        elif isinstance(event, StreamEnded):
+            if event.kind == "audio" and event.t_end_s is not None:
+                self._vad_until(event.t_end_s)  # no segment starts after the audio ends
+        else:
+            raise TypeError(f"the utterance tracker has no handler for {type(event).__name__}")
 
-    def closed(
-        self, segment_id: int, t_start_s: float, t_end_s: float, monotonic_s: float, forced: bool
-    ) -> None:
-        u = self._open.setdefault(segment_id, PendingUtterance(segment_id, t_start_s))
-        u.t_start_s, u.t_end_s, u.closed_monotonic_s, u.forced = (
-            t_start_s,
-            t_end_s,
-            monotonic_s,
-            forced,
-        )
+    def _closed(self, event: SegmentClosed) -> None:
+        seg = event.segment
+        u = self._open.setdefault(seg.segment_id, PendingUtterance(seg.segment_id, seg.t_start_s))
+        u.t_start_s, u.t_end_s, u.forced = seg.t_start_s, seg.t_end_s, seg.forced
+        u.closed_monotonic_s = event.closed_monotonic_s
 
-    def transcribed(self, segment_id: int, words: tuple[Word, ...]) -> None:
-        u = self._open.get(segment_id)
-        if u is not None and u.t_end_s is not None:
-            u.words = words
-
-    def vad_until(self, t_s: float) -> None:
+    def _vad_until(self, t_s: float) -> None:
         """Voice activity has been decided up to `t_s` (no segment can start before it any more)."""
         self._vad_until_s = max(self._vad_until_s, t_s)
 
@@ -85,9 +106,14 @@ class UtteranceTracker:
             u.words = ()
         return len(waiting)
 
-    def close_all(self) -> None:
-        """End of stream: nothing more will be heard."""
+    def flush(self) -> None:
+        """End of stream: nothing more will be heard, so text is settled wherever no segment
+        still waits for its words. Owes nothing itself: results come from pop_due."""
         self._vad_until_s = math.inf
+
+    def reset(self) -> None:
+        self._open.clear()
+        self._vad_until_s = 0.0
 
     @property
     def pending(self) -> int:

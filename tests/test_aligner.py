@@ -11,11 +11,20 @@ from msrg.checkpoint import save_checkpoint
 from msrg.config import MSRGConfig
 from msrg.model import MSRG
 from realtime.aligner import Aligner, AlignerOptions
+from realtime.extractors.asr import AsrResult
 from realtime.stepper import StepRunner
+from realtime.stream_events import (
+    FaceAnalysed,
+    SpeechScored,
+    StreamEnded,
+    VoiceAnalysed,
+    WordsRecognised,
+)
 from realtime.types import (
     EmbeddedWord,
     FaceObservation,
     SpeechProbability,
+    StepBatch,
     StepFeatures,
     VoiceFrames,
     Word,
@@ -41,15 +50,25 @@ def word(text, t0, t1, value):
     return EmbeddedWord(Word(text, t0, t1, 0.9), np.full(CFG.text_dim, value, np.float32))
 
 
+def speech(*probs: SpeechProbability) -> SpeechScored:
+    return SpeechScored(probs, decided_until_s=max(p.t_end_s for p in probs))
+
+
+def said(t_from_s, t_to_s, words, final=False) -> WordsRecognised:
+    """A recognition result for [t_from_s, t_to_s): its words replace those starting there."""
+    result = AsrResult(0, t_from_s, t_to_s, final, tuple(w.word for w in words), 0.0, 0.0)
+    return WordsRecognised(result, tuple(words))
+
+
 def test_pooling_and_presence():
     al = Aligner(AlignerOptions(step_hz=10))
     for i in range(3):  # 30 fps: frames at 0, 1/30, 2/30 in step 0; the middle one has no face
-        al.push_face(face(i / 30, present=i != 1, value=float(i)), avail_s=i / 30)
-    al.push_voice(voice(0.0, 10, 2.0), avail_s=0.1)
-    al.push_speech([SpeechProbability(0.0, 0.032, 0.9)])
-    assert al.pop_ready() == []  # video has not passed the end of step 0 yet
-    al.push_face(face(0.1, present=False), avail_s=0.1)
-    (step,) = al.pop_ready()
+        al.push(FaceAnalysed(face(i / 30, present=i != 1, value=float(i)), avail_s=i / 30))
+    al.push(VoiceAnalysed(voice(0.0, 10, 2.0), avail_s=0.1))
+    al.push(speech(SpeechProbability(0.0, 0.032, 0.9)))
+    assert al.pull().new == ()  # video has not passed the end of step 0 yet
+    al.push(FaceAnalysed(face(0.1, present=False), avail_s=0.1))
+    (step,) = al.pull().new
     assert step.seq == 0 and step.t_start_s == 0.0 and step.t_end_s == pytest.approx(0.1)
     assert np.allclose(step.visual, 1.0)  # mean of frames 0 and 2 (values 0 and 2)
     assert np.allclose(step.audio, 2.0)
@@ -58,19 +77,20 @@ def test_pooling_and_presence():
 
 def test_audio_without_speech_is_absent():
     al = Aligner(AlignerOptions(step_hz=10, expect_video=False))
-    al.push_voice(voice(0.0, 20), avail_s=0.2)
-    al.push_speech([SpeechProbability(0.0, 0.2, 0.1)])
-    steps = al.pop_ready()
+    al.push(VoiceAnalysed(voice(0.0, 20), avail_s=0.2))
+    al.push(speech(SpeechProbability(0.0, 0.2, 0.1)))
+    steps = al.pull().new
     assert len(steps) == 2
     assert all(s.present == (False, False, False) for s in steps)
     assert all((s.audio == 0).all() for s in steps)
 
 
 def test_stalled_video_does_not_hold_steps_forever():
-    al = Aligner(AlignerOptions(step_hz=10))
-    al.push_voice(voice(0.0, 50), avail_s=0.5)
-    assert al.pop_ready(now_s=0.3, max_wait_s=0.5) == []
-    steps = al.pop_ready(now_s=1.01, max_wait_s=0.5)
+    al = Aligner(AlignerOptions(step_hz=10, late_after_s=0.5))
+    al.push(VoiceAnalysed(voice(0.0, 50), avail_s=0.5))
+    assert al.pull(now_s=0.3).new == ()
+    assert al.pull().new == ()  # without the caller's clock, nothing is ever late
+    steps = al.pull(now_s=1.01).new
     assert [s.seq for s in steps] == [0, 1, 2, 3, 4]
     assert all(not s.present[2] for s in steps)
 
@@ -79,26 +99,56 @@ def test_nan_features_are_sanitised_and_counted():
     al = Aligner(AlignerOptions(step_hz=10, expect_video=False))
     bad = voice(0.0, 10)
     bad.values[3, 2] = np.nan
-    al.push_voice(bad, avail_s=0.1)
-    (step,) = al.pop_ready()
+    al.push(VoiceAnalysed(bad, avail_s=0.1))
+    (step,) = al.pull().new
     assert np.isfinite(step.audio).all()
     assert al.sanitised["audio"] == 1
 
 
 def test_late_words_revise_provisional_steps_and_finalise():
     al = Aligner(AlignerOptions(step_hz=10, expect_video=False))
-    al.push_voice(voice(0.0, 50), avail_s=0.5)
-    al.push_speech([SpeechProbability(0.0, 0.5, 0.9)])
-    first = al.pop_ready()
-    assert len(first) == 5 and not any(s.present[0] for s in first)
-    al.set_words(0.0, 0.5, [word("good", 0.12, 0.31, 0.5)])
-    changed = al.retext()
+    al.push(VoiceAnalysed(voice(0.0, 50), avail_s=0.5))
+    al.push(speech(SpeechProbability(0.0, 0.5, 0.9)))
+    first = al.pull()
+    assert len(first.new) == 5 and not any(s.present[0] for s in first.new)
+    assert first.final == ()  # no text is settled yet
+    al.push(said(0.0, 0.5, [word("good", 0.12, 0.31, 0.5)]))
+    changed = al.pull().revised
     assert [s.seq for s in changed] == [1, 2, 3]
     assert all(s.present[0] and np.allclose(s.text, 0.5) for s in changed)
-    assert al.retext() == []  # nothing changes twice
+    assert al.pull() == StepBatch()  # nothing changes twice
     al.set_text_final_until(0.3)
-    assert al.pop_final() == [0, 1, 2]
+    assert al.pull().final == (0, 1, 2)
     assert al.provisional == 2
+
+
+def test_settled_words_of_steps_not_yet_built_are_kept():
+    """Voice features can lag the audio (a replay writes openSMILE a second at a time) while the
+    words of a closed segment are in and settled past the newest step: the steps still to be
+    built must get them, as they do when the whole stream is built at once."""
+    al = Aligner(AlignerOptions(step_hz=10, expect_video=False))
+    al.push(VoiceAnalysed(voice(0.0, 20), avail_s=0.2))  # steps 0 and 1
+    al.push(speech(SpeechProbability(0.0, 1.0, 0.9)))
+    al.push(said(0.0, 1.0, [word("late", 0.5, 0.7, 0.5)], final=True))
+    al.set_text_final_until(1.0)
+    first = al.pull()
+    assert [s.seq for s in first.new] == [0, 1] and first.final == (0, 1)  # none provisional
+    al.push(VoiceAnalysed(voice(0.2, 80), avail_s=1.0))
+    assert [s.seq for s in al.pull().new if s.present[0]] == [5, 6]
+
+
+def test_flush_builds_every_step_up_to_the_stream_end():
+    al = Aligner(AlignerOptions(step_hz=10))
+    al.push(FaceAnalysed(face(0.0), avail_s=0.0))
+    al.push(VoiceAnalysed(voice(0.0, 20), avail_s=0.2))
+    assert al.pull().new == ()  # the video has not passed step 0's end
+    al.push(StreamEnded("audio", 0.25))  # the audio's end: three steps start before it
+    batch = al.flush()
+    assert [s.seq for s in batch.new] == [0, 1, 2] and batch.final == ()
+    al.set_text_final_until(math.inf)
+    assert al.flush() == StepBatch(final=(0, 1, 2))  # nothing built twice
+    with pytest.raises(TypeError, match="no handler for str"):
+        al.push("eos")  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -118,30 +168,24 @@ def test_final_revisions_equal_a_whole_sequence_pass(eager):
     duration_s = 6.0
     for k in range(int(duration_s * 30)):
         t = k / 30
-        al.push_face(face(t, present=rng.random() > 0.2, value=float(rng.normal())), avail_s=t)
+        al.push(FaceAnalysed(face(t, present=rng.random() > 0.2, value=float(rng.normal())), t))
         if k % 3 == 0:
-            al.push_voice(
-                VoiceFrames(t, 0.01, rng.normal(size=(10, CFG.audio_dim)).astype(np.float32)), t
-            )
-            al.push_speech([SpeechProbability(t, t + 0.1, float(rng.random()))])
+            values = rng.normal(size=(10, CFG.audio_dim)).astype(np.float32)
+            al.push(VoiceAnalysed(VoiceFrames(t, 0.01, values), t))
+            al.push(speech(SpeechProbability(t, t + 0.1, float(rng.random()))))
         if k in (60, 120, 170):  # partial then final results for a segment 0.4 .. 3.0 s
             words = [
                 word(f"w{i}", 0.4 + 0.3 * i, 0.6 + 0.3 * i, float(rng.normal()))
                 for i in range(k // 20)
             ]
-            al.set_words(0.4, 3.0, [w for w in words if w.word.t_end_s <= 3.0])
+            al.push(said(0.4, 3.0, [w for w in words if w.word.t_end_s <= 3.0], final=k == 170))
         if k == 170:
             al.set_text_final_until(3.2)
-        runner.add(al.pop_ready())
-        runner.revise(al.retext())
-        runner.finalise(al.pop_final())
-        for out in runner.take_publishable():
+        for out in runner.push(al.pull()):
             published.setdefault(out.features.seq, []).append(out)
-    runner.add(al.flush(duration_s))
+    al.push(StreamEnded("audio", duration_s))
     al.set_text_final_until(math.inf)
-    runner.revise(al.retext())
-    runner.finalise(al.pop_final())
-    for out in runner.take_publishable():
+    for out in runner.push(al.flush()):
         published.setdefault(out.features.seq, []).append(out)
 
     seqs = sorted(published)
@@ -182,16 +226,18 @@ def test_shown_intensity_holds_between_speech(eager):
     """Silence before speech shows 0; a step without words or voice shows the last speech step's
     value, also after a revision; `intensity` (SIM's input) stays the model's own."""
     runner = StepRunner(eager)
-    speech = [False, True, True, False, False, True, False]
-    runner.add([_features(i, s) for i, s in enumerate(speech[:5])])
-    runner.finalise([0, 1, 2])
-    first = runner.take_publishable()
-    runner.add([_features(i, s) for i, s in enumerate(speech) if i >= 5])
-    runner.revise([_features(3, True)])  # late words: step 3 turns out to be speech
-    runner.finalise([3, 4, 5, 6])
-    out = {o.features.seq: o for o in first + runner.take_publishable()}
-    shown = [out[i].shown for i in range(len(speech))]
-    raw = [out[i].intensity for i in range(len(speech))]
+    spoken = [False, True, True, False, False, True, False]
+    first = runner.push(StepBatch(
+        new=tuple(_features(i, s) for i, s in enumerate(spoken[:5])), final=(0, 1, 2),
+    ))  # fmt: skip
+    later = runner.push(StepBatch(
+        new=tuple(_features(i, s) for i, s in enumerate(spoken) if i >= 5),
+        revised=(_features(3, True),),  # late words: step 3 turns out to be speech
+        final=(3, 4, 5, 6),
+    ))  # fmt: skip
+    out = {o.features.seq: o for o in first + later}
+    shown = [out[i].shown for i in range(len(spoken))]
+    raw = [out[i].intensity for i in range(len(spoken))]
     assert shown[0] == 0.0
     assert shown[1:3] == raw[1:3] and shown[5] == raw[5]
     assert shown[3] == raw[3] and shown[4] == raw[3] and shown[6] == raw[5]

@@ -141,8 +141,8 @@ def test_tracking_gives_the_full_search_features_within_tolerance(
     ]  # 8 s: the clip twice, as the demo loops it  # fmt: skip
     full_sampler = FaceSampler(extractor, 10.0, redetect_s=0.0)
     tracking = FaceSampler(extractor, 10.0)
-    full = [full_sampler.process(f) for f in frames]
-    tracked = [tracking.process(f) for f in frames]
+    full = [full_sampler.push(f) for f in frames]
+    tracked = [tracking.push(f) for f in frames]
     assert full_sampler.tracked == 0
     assert tracking.tracked >= tracking.analysed // 2  # most analyses really were tracked
     present_full = np.array([o.present for o in full])
@@ -159,9 +159,9 @@ def test_tracking_gives_the_full_search_features_within_tolerance(
     assert np.abs(a[:, geometry] - b[:, geometry]).max() <= 0.08
     # A face that leaves the search region is found again by the next full search.
     blank = VideoFrame(0, 8.05, np.zeros((480, 640, 3), np.uint8))
-    assert not tracking.process(blank).present
+    assert not tracking.push(blank).present
     moved = frames[0].image[:, ::-1].copy()  # the face mirrored to the other side
-    far = [tracking.process(VideoFrame(1 + i, 8.1 + 0.1 * i, moved)) for i in range(12)]
+    far = [tracking.push(VideoFrame(1 + i, 8.1 + 0.1 * i, moved)) for i in range(12)]
     assert far[-1].present  # within redetect_s (1 s) of the last full search
 
 

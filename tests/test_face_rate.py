@@ -96,14 +96,14 @@ def test_sampler_analyses_until_a_face_is_found_in_each_interval() -> None:
     frames = [VideoFrame(seq=i, t_s=i / 30, image=image) for i in range(61)]  # 2 s at 30 fps
     scripted = ScriptedFace(misses={3, 4, 9})
     sampler = FaceSampler(scripted, 10.0)
-    observed = [sampler.process(f) for f in frames]
+    observed = [sampler.push(f) for f in frames]
     # first frame of each 100 ms interval; after a miss, the interval's next frame
     assert scripted.seqs == [0, 3, 4, 5, 6, 9, 10, *range(12, 61, 3)]
     assert [o.t_s for o in observed] == [f.t_s for f in frames]  # each keeps its own time
     assert [o.present for o in observed].count(False) == 3  # only the missed frames themselves
     every = FaceSampler(ScriptedFace(set()), 0.0)
     for f in frames:
-        every.process(f)
+        every.push(f)
     assert every.analysed == 61
     with pytest.raises(ValueError, match="must be >= 0"):
         FaceSampler(scripted, -1.0)

@@ -35,6 +35,7 @@ from realtime.session import (
 from realtime.sources.demo import DemoSentence, make_clip
 from realtime.sources.media_file import MediaFileOptions, MediaFileSource
 from realtime.stepper import StepRunner, held
+from realtime.types import StepBatch
 
 TOL = 1e-6
 SENTENCES = (
@@ -83,9 +84,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def _run(engine, steps) -> tuple[np.ndarray, np.ndarray, float]:  # noqa: ANN001
     """Step intensities (T,), AMLP weights (T, 3) and the SIM result of the whole clip."""
     runner = StepRunner(engine)
-    runner.add(steps)
-    runner.finalise([s.seq for s in steps])
-    outcomes = runner.take_publishable()
+    outcomes = runner.push(StepBatch(new=tuple(steps), final=tuple(s.seq for s in steps)))
     final = float(runner.utterance(outcomes).final_intensity[0])
     return (np.array([o.intensity for o in outcomes]),
             np.array([o.modality_weights for o in outcomes]), final)  # fmt: skip
@@ -162,14 +161,14 @@ def test_session_publishes_face_presence_but_not_its_weight(setup: dict, monkeyp
     """A whole Session on the face clip: steps say a face was seen, give it no weight, and equal
     the engine run over the same final features with the face removed; the status says why."""
     finals: list = []
-    take = StepRunner.take_publishable
+    push = StepRunner.push
 
-    def recording_take(self: StepRunner) -> list:
-        out = take(self)
+    def recording_push(self: StepRunner, batch) -> list:  # noqa: ANN001
+        out = push(self, batch)
         finals.extend(o for o in out if o.final)
         return out
 
-    monkeypatch.setattr(StepRunner, "take_publishable", recording_take)
+    monkeypatch.setattr(StepRunner, "push", recording_push)
     session = Session(SessionOptions(
         inputs=InputOptions(video=setup["face_clip"]), engine="eager",
         publish=PublisherOptions(endpoint="tcp://127.0.0.1:*"), pipeline=PipelineOptions(),

@@ -108,14 +108,14 @@ def test_two_streams_share_one_engine_and_publish_apart(
     opens), so which of those steps carry text depends on thread timing, alone or not."""
     clip, checkpoint, models, tol = (setup[k] for k in ("clip", "checkpoint", "models", "tol"))
     final_steps: dict[int, list] = {}  # id(handle) -> the stream's final StepOutcomes
-    take = StepRunner.take_publishable
+    push = StepRunner.push
 
-    def recording_take(self: StepRunner) -> list:
-        out = take(self)
+    def recording_push(self: StepRunner, batch) -> list:  # noqa: ANN001
+        out = push(self, batch)
         final_steps.setdefault(id(self.engine), []).extend(o for o in out if o.final)
         return out
 
-    monkeypatch.setattr(StepRunner, "take_publishable", recording_take)
+    monkeypatch.setattr(StepRunner, "push", recording_push)
     inputs = InputOptions(video=clip)  # fast replay
     multi = MultiSession(
         MultiOptions(inputs=(inputs, inputs), engine="eager", checkpoint=checkpoint,

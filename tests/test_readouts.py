@@ -24,6 +24,7 @@ from realtime.readouts import (
 )
 from realtime.replay import audio_blocks
 from realtime.sources.media_file import MediaFileOptions, MediaFileSource
+from realtime.stream_events import FaceAnalysed, SpeechScored, StreamEnded, VoiceAnalysed
 from realtime.tts import silence, synthesize_speech
 from realtime.types import VideoFrame
 from tests.test_face import carphone_path
@@ -36,11 +37,9 @@ def face_steps():
     source.start()
     sampler = FaceSampler(FaceExtractor(), rate_hz=10.0)
     aligner = Aligner(AlignerOptions(expect_audio=False))
-    end_s = 0.0
     while (frame := source.read(0.1)) is not None:
-        aligner.push_face(sampler.process(frame), frame.t_s)
-        end_s = frame.t_s
-    return aligner.flush(end_s + 1 / 30)
+        aligner.push(FaceAnalysed(sampler.push(frame), frame.t_s))
+    return list(aligner.flush().new)
 
 
 def _step_message(step, readout) -> messages.StepMessage:
@@ -96,8 +95,8 @@ def test_no_face_block_without_a_face() -> None:
         image = rng.integers(100, 140, (144, 176, 3), dtype=np.uint8) if i % 2 else np.full(
             (144, 176, 3), 128, np.uint8)  # fmt: skip
         frame = VideoFrame(i, i / 20, image)
-        aligner.push_face(sampler.process(frame), frame.t_s)
-    steps = aligner.flush(1.0)
+        aligner.push(FaceAnalysed(sampler.push(frame), frame.t_s))
+    steps = list(aligner.flush().new)
     readouts = Readouts()
     outs = [readouts.add(s) for s in steps]
     assert steps and all(not s.present[2] for s in steps)
@@ -113,14 +112,15 @@ def test_voice_readout_in_speech_and_not_in_silence() -> None:
     front = AudioFrontEnd(600.0, voice_chunk_s=1.0)
     aligner = Aligner(AlignerOptions(expect_video=False))
     end_s = 0.0
-    for block in audio_blocks(signal):
-        update = front.push(block)
-        aligner.push_voice(update.voice, block.t_start_s)
-        aligner.push_speech(update.speech)
-        end_s = block.t_end_s
-    update = front.flush()
-    aligner.push_voice(update.voice, end_s)
-    steps = aligner.flush(end_s)
+    with front:
+        for block in audio_blocks(signal):
+            update = front.push(block)
+            aligner.push(VoiceAnalysed(update.voice, block.t_start_s))
+            aligner.push(SpeechScored(tuple(update.speech), front.decided_until_s))
+            end_s = block.t_end_s
+        aligner.push(VoiceAnalysed(front.flush().voice, end_s))
+    aligner.push(StreamEnded("audio", end_s))
+    steps = list(aligner.flush().new)
     readouts = Readouts()
     outs = [readouts.add(s) for s in steps]
     speech_steps = [(s, o) for s, o in zip(steps, outs, strict=True) if s.present[1]]

@@ -126,13 +126,13 @@ def test_flush_and_close_end_the_thread_and_release_the_handle(speech: np.ndarra
     ex.push(AudioBlock(0, 0.0, speech[:1600]))  # a new stream on the same graph
     ex.close()  # mid-stream: ends the thread and frees openSMILE's handle
     assert smile_threads() == before
-    assert ex._smile._engine._smileobj is None
+    assert ex._smile._engine._smileobj is None and ex.closed
     ex.close()  # idempotent
     with pytest.raises(VoiceFeatureError, match="closed"):
         ex.push(AudioBlock(0, 0.0, speech[:1600]))
     with VoiceExtractor() as ex2:  # a context manager closes too
         ex2.push(AudioBlock(0, 0.0, speech[:1600]))
-    assert ex2._smile._engine._smileobj is None and smile_threads() == before
+    assert ex2.closed and smile_threads() == before
 
 
 def test_gap_restarts_grid(extractor: VoiceExtractor) -> None:

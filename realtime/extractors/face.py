@@ -27,6 +27,7 @@ from realtime.extractors.expression_net import (
     ExpressionNet,
     ExpressionNetOptions,
 )
+from realtime.stage import Stage
 from realtime.types import FaceObservation, VideoFrame
 
 assert len(EXPRESSION_LABELS) + len(FACE_GEOMETRY) == LIVE_VISUAL_DIM
@@ -156,7 +157,7 @@ REDETECT_S = 1.0  # tracking: a full-frame search at most this far apart (new, m
 FORGET_S = 3.0  # ... while a face was seen this recently; longer without one: full every time
 
 
-class FaceSampler:
+class FaceSampler(Stage[VideoFrame]):
     """Face analysis at a fixed rate: the frames of each 1/rate_hz interval of stream time are
     analysed in order until one shows a face, and the interval's later frames reuse that
     analysis (rate 0: every frame). A step therefore still sees the face if any of its frames
@@ -168,7 +169,9 @@ class FaceSampler:
     `redetect_s` of stream time, so a face that moved away or a new one is found within that
     time; with no face for `forget_s`, every analysis is a full search again (redetect_s 0:
     always a full search). The cascade misses turned heads, and a full search would mostly miss
-    them too, at several times the cost. One sampler per stream."""
+    them too, at several times the cost. One sampler per stream: a stage (realtime/stage.py)
+    whose push answers every frame, so flush owes nothing; it closes nothing either, as the face
+    extractor it was handed is shared."""
 
     def __init__(
         self, face: FaceExtractor, rate_hz: float, redetect_s: float = REDETECT_S,
@@ -183,15 +186,22 @@ class FaceSampler:
         self.rate_hz = rate_hz
         self.redetect_s = redetect_s
         self.forget_s = forget_s
+        self.analysed = 0  # frames actually analysed (kept across streams, like a counter)
+        self.tracked = 0  # of those, analysed by searching around the last face seen only
+        self.reset()
+
+    def reset(self) -> None:
         self._held: FaceObservation | None = None
         self._held_slot: int | None = None
         self._full_at_s = -math.inf  # stream time of the last full-frame search
         self._box: Box | None = None  # the face last seen, to search around
         self._seen_s = -math.inf  # when it was seen
-        self.analysed = 0  # frames actually analysed
-        self.tracked = 0  # of those, analysed by searching around the last face seen only
 
-    def process(self, frame: VideoFrame) -> FaceObservation:
+    def flush(self) -> None:
+        """Every frame was answered when pushed: nothing is owed."""
+        return None
+
+    def push(self, frame: VideoFrame) -> FaceObservation:
         slot = math.floor(frame.t_s * self.rate_hz + 1e-9) if self.rate_hz > 0 else None
         held = self._held
         if held is not None and held.present and slot is not None and slot == self._held_slot:

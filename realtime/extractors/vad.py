@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.stage import Stage
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, SpeechProbability
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,10 @@ def silero_onnx_path() -> Path:
     return path
 
 
-class SileroVad:
-    """push(AudioBlock) -> list[SpeechProbability], one per completed 512-sample chunk; reset().
-
-    The recurrent state and the 64-sample context are explicit arrays carried between calls.
+class SileroVad(Stage[AudioBlock]):
+    """push(AudioBlock) -> list[SpeechProbability], one per completed 512-sample chunk; a stage
+    (realtime/stage.py). The recurrent state and the 64-sample context are explicit arrays
+    carried between calls; close() drops the ONNX session.
     """
 
     def __init__(self, model_path: Path | None = None, gap_tolerance_s: float = 0.02) -> None:
@@ -76,6 +77,8 @@ class SileroVad:
         self._n_chunks = 0
 
     def push(self, block: AudioBlock) -> list[SpeechProbability]:
+        if self._session is None:
+            raise VadModelError("the voice activity detector was closed; create a new one")
         if self._t0_s is not None:
             expected_s = self._t0_s + self._n_samples / SAMPLE_RATE_HZ
             if abs(block.t_start_s - expected_s) > self._gap_tolerance_s:
@@ -95,6 +98,15 @@ class SileroVad:
             self._n_chunks += 1
         self._pending = audio[n_full * CHUNK_SAMPLES :].copy()
         return out
+
+    def flush(self) -> list[SpeechProbability]:
+        """End of input: a last chunk shorter than 512 samples is never scored (silero needs
+        whole chunks), so nothing is owed; the stream is forgotten."""
+        self.reset()
+        return []
+
+    def close(self) -> None:
+        self._session = None  # onnxruntime frees the model with its last reference
 
     def probability(self, chunk: np.ndarray) -> float:
         """Speech probability of one (512,) chunk; advances the state and context."""
@@ -167,8 +179,9 @@ class PauseOnset:
     t_end_s: float  # the segment's end if this silence becomes a pause
 
 
-class SpeechSegmenter:
-    """push(SpeechProbability) -> events; flush() closes an open segment; reset(). No I/O."""
+class SpeechSegmenter(Stage[SpeechProbability]):
+    """push(SpeechProbability) -> events; flush() closes an open segment; a stage
+    (realtime/stage.py) with no model and no I/O, so close() has nothing to release."""
 
     def __init__(self, options: SegmenterOptions | None = None) -> None:
         self.options = options or SegmenterOptions()

@@ -14,7 +14,8 @@ on 1 s of history for every 100 ms of new audio: ~0.2 of a core per stream, now 
 A stream starts with the first block after a reset, and ends at `flush()` (end of input: the
 graph drains and the last frames come out), at `reset()`, or at a gap in block times (its unsent
 frames are dropped, as a fresh stream restarts the frame grid). `close()` ends the run thread and
-frees the openSMILE handle; use the extractor as a context manager or call `close()`.
+frees the openSMILE handle; use the extractor as a context manager or call `close()` (the
+lifecycle is realtime/stage.py's).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from msrg.config import LIVE_AUDIO_DIM
+from realtime.stage import Stage
 from realtime.types import SAMPLE_RATE_HZ, AudioBlock, VoiceFrames
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,11 @@ class _SmileStream:
             "nBits": 16,
         }
         self._engine = OpenSMILE()
-        self._engine.initialize(config_file=smile.config_path, options=options, loglevel=0)
+        try:
+            self._engine.initialize(config_file=smile.config_path, options=options, loglevel=0)
+        except BaseException:
+            self._engine.free()  # a graph that failed to build still holds its handle
+            raise
         self._ready = threading.Condition()
         self._rows: list[np.ndarray] = []  # frames computed and not yet taken, each (25,)
         self._produced = 0  # frames computed since the stream started
@@ -102,6 +108,11 @@ class _SmileStream:
     @property
     def running(self) -> bool:
         return self._thread is not None
+
+    @property
+    def closed(self) -> bool:
+        """True once openSMILE's native handle is freed (the wrapper drops its pointer)."""
+        return self._closed and getattr(self._engine, "_smileobj", None) is None
 
     def start(self) -> None:
         """A fresh stream: the graph's run loop on a new thread, waiting for audio."""
@@ -134,6 +145,8 @@ class _SmileStream:
 
     def write(self, samples: np.ndarray, total_samples: int) -> None:
         """Feed float samples in [-1, 1); waits briefly for the frames they finalise."""
+        if self._closed:
+            raise VoiceFeatureError("the voice extractor was closed; create a new one")
         self._check()
         # Truncating float -> int16 as `Smile.process_signal` does: formant bandwidths are so
         # sensitive that rounding instead changes some by tens of Hz.
@@ -190,8 +203,9 @@ class _SmileStream:
             raise VoiceFeatureError(self._error)
 
 
-class VoiceExtractor:
-    """push(AudioBlock) -> VoiceFrames of the frames that became final; flush at end; reset.
+class VoiceExtractor(Stage[AudioBlock]):
+    """push(AudioBlock) -> VoiceFrames of the frames that became final; a stage
+    (realtime/stage.py): flush at the end of input (then reset), close frees openSMILE.
 
     Frame k of a stream starts at t0 + k * HOP_S, where t0 is the stream time of the first
     sample pushed since the last reset; frame windows are 20 ms (spectral) or 60 ms (pitch).
@@ -203,12 +217,6 @@ class VoiceExtractor:
         self.feature_names = self._smile.feature_names
         self._t0_s: float | None = None
         self.reset()
-
-    def __enter__(self) -> VoiceExtractor:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def reset(self) -> None:
         """Forget the stream: its frames not yet returned are dropped."""
@@ -254,7 +262,13 @@ class VoiceExtractor:
         return frames
 
     def close(self) -> None:
+        """End openSMILE's run thread and free its handle (idempotent)."""
         self._smile.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once close() has freed openSMILE's native handle."""
+        return self._smile.closed
 
     def _write_pending(self) -> None:
         if not self._pending:
