@@ -41,6 +41,7 @@ from benchmarks.machine import (
     write_result,
 )
 from contract import messages
+from realtime import native_heap
 from realtime.multi import MultiOptions, MultiSession, SharedModels
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import PublisherOptions
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds of the clip per run (default: all of it, ~64 s)")  # fmt: skip
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
     args = parser.parse_args(argv)
+    native_heap.limit_arenas()  # as main.py does, before threads start
     torch.set_num_threads(1)  # as main.py does
     start_run()
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.base import Engine
+from realtime import native_heap
 from realtime.cli import (
     StopOnSignal,
     add_log_flag,
@@ -306,6 +307,7 @@ def _utterance_printer(index: int):  # noqa: ANN202
 
 
 def main(argv: list[str] | None = None) -> int:
+    native_heap.limit_arenas()  # before any thread starts (realtime/native_heap.py)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
