@@ -15,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from realtime import native_heap
 from realtime.cli import (
     ENGINE_CHOICES,
     StopOnSignal,
@@ -177,6 +178,7 @@ def _baseline_file(path: Path | None, step_hz: float) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    native_heap.limit_arenas()  # before any thread starts (realtime/native_heap.py)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

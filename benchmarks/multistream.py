@@ -4,7 +4,8 @@
 
 Each run replays the demo clip as N streams at once, each paced at real time as a camera and
 microphone would deliver it, through realtime.multi (one Session per stream, one engine batched
-by engines.batching.SharedEngine, one Whisper, one MiniLM). Per stream:
+by engines.batching.SharedEngine, one Whisper, one MiniLM, one face expression network batched
+the same way). Per stream:
 
 - step latency: capture of a step's newest sample to the step's first publication (p50/p95/max);
 - lag: how far the stream is behind its media clock when a step is first published (stream
@@ -15,8 +16,8 @@ by engines.batching.SharedEngine, one Whisper, one MiniLM). Per stream:
 A stream keeps real time when its step latency p95 and its end lag both stay under KEEP_S. Per
 run: CPU cores used (process CPU time over wall time), the load average before it started (other
 programs on the machine), CPU seconds per second of stream media (the cores one stream needs,
-which says how many streams a quiet machine can carry), and what the batcher did (mean batch,
-waits). Writes benchmarks/results/multistream.json.
+which says how many streams a quiet machine can carry), and what the batchers did (mean batch,
+waits; faces per network call). Writes benchmarks/results/multistream.json.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from benchmarks.machine import (
     write_result,
 )
 from contract import messages
+from realtime import native_heap
 from realtime.multi import MultiOptions, MultiSession, SharedModels
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import PublisherOptions
@@ -96,6 +98,15 @@ class _Probe:
         }
 
 
+def _since(before: dict, after: dict) -> dict:
+    """This run's share of the shared expression network's batching (its stats accumulate
+    over the runs of one benchmark)."""
+    requests = after["requests"] - before["requests"]
+    calls = after["network_calls"] - before["network_calls"]
+    return {"faces": requests, "network_calls": calls,
+            "mean_batch": round(requests / calls, 3) if calls else None}  # fmt: skip
+
+
 def run(
     n_streams: int, checkpoint: Path, models: SharedModels, duration_s: float | None,
     max_wait_s: float,
@@ -107,6 +118,7 @@ def run(
         pipeline=PipelineOptions(duration_s=duration_s), max_wait_s=max_wait_s,
     )  # fmt: skip
     load_before = os.getloadavg()
+    faces_before = models.expressions.stats()
     multi = MultiSession(options, models=models)
     probes = [_Probe(s.pipeline) for s in multi.sessions]
     for session, probe in zip(multi.sessions, probes):
@@ -131,6 +143,7 @@ def run(
         "load_average_before": [round(x, 2) for x in load_before],
         "engine": multi.shared.engine.describe(),
         "batching": multi.shared.stats(),
+        "face_batching": _since(faces_before, models.expressions.stats()),
         "errors": errors,
         "per_stream": [p.summary() for p in probes],
     }
@@ -144,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds of the clip per run (default: all of it, ~64 s)")  # fmt: skip
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
     args = parser.parse_args(argv)
+    native_heap.limit_arenas()  # as main.py does, before threads start
     torch.set_num_threads(1)  # as main.py does
     start_run()
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,12 +186,13 @@ def main(argv: list[str] | None = None) -> None:
                 s["step_latency_ms"]["p95"], s["lag_s"]["p95"], s["lag_s"]["end"], u["p50"],
                 "yes" if s["keeps_realtime"] else "NO", r["cpu_cores_used"],
                 r["cpu_cores_per_stream"], r["batching"]["mean_batch"],
+                r["face_batching"]["mean_batch"],
             ])  # fmt: skip
     m = describe()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"machine: {m['cpu']}, {m['cores']} cores; peak memory {peak_mb:.0f} MB")
     print_table(["streams", "stream", "clip s", "step p50 ms", "p95", "lag p95 s", "lag end s",
-                 "utt p50 ms", "real time", "CPU cores", "cores/stream", "mean batch"], rows)  # fmt: skip
+                 "utt p50 ms", "real time", "CPU cores", "cores/stream", "mean batch", "face batch"], rows)  # fmt: skip
     path = write_result("multistream", {
         "duration_s": args.duration, "keep_s": KEEP_S,
         "max_wait_ms": args.max_wait_ms, "peak_memory_mb": round(peak_mb), "results": results,

@@ -31,6 +31,7 @@ from benchmarks.machine import (
 )
 from contract import messages
 from msrg.curve import curve_metrics
+from realtime import native_heap
 from realtime.extractors import Extractors
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import PublisherOptions
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--modes", nargs="+", default=["realtime", "fast"])
     args = parser.parse_args(argv)
+    native_heap.limit_arenas()  # as main.py does, before threads start
     torch.set_num_threads(1)
     start_run()
     with tempfile.TemporaryDirectory() as tmp:

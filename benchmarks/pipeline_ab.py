@@ -30,8 +30,10 @@ _ONE_RUN = """
 import json, sys, torch
 from pathlib import Path
 from benchmarks.pipeline import run_mode
+from realtime import native_heap
 from realtime.extractors import Extractors
 from realtime.sources.demo import ensure_demo_clip
+getattr(native_heap, "limit_arenas", lambda: None)()  # what the build's main.py does, if it does
 torch.set_num_threads(1)
 mode, checkpoint, port, out = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 r = run_mode(mode, ensure_demo_clip(), checkpoint, Extractors.for_checkpoint(checkpoint), port)

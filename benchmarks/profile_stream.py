@@ -36,6 +36,7 @@ import psutil
 import torch
 
 from benchmarks.machine import RESULTS_DIR, describe, print_table
+from realtime import native_heap
 
 KEEP_S = 0.5  # step lag p95 under this: the stream kept real time (as benchmarks/multistream.py)
 COMPONENTS = (
@@ -280,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label", default="current", help="key of this run in the JSON")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "profile_stream.json")
     args = parser.parse_args(argv)
+    native_heap.limit_arenas()  # as main.py does, before threads start
     torch.set_num_threads(1)  # as main.py does
     result = profile(args.warmup, args.seconds, args.engine)
     m = describe()

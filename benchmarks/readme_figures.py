@@ -274,6 +274,8 @@ def soak() -> str:
                      f"{heap[0][1]:.0f} -> {heap[-1][1]:.0f} MB" if heap else "not recorded")  # fmt: skip
         trims = "trim" if "c_heap_in_use_mb" in per[0] else "-"
         settings = trims + (" + 1 MiB mmap" if r.get("map_large_buffers") else "")
+        if r.get("malloc_arena_max"):
+            settings += f" + {r['malloc_arena_max']} arenas"
         rows.append([r.get("date", "?")[:16].replace("T", " "), r.get("git_commit", "?"), settings,
                      f"{r['minutes']:.0f} min", f"{per[0]['rss_mb']:.0f} MB",
                      f"**{r['peak_rss_growth']:+.1%}** (minute {r['peak_minute']})",

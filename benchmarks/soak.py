@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -85,6 +86,15 @@ def _top_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: in
             for s in stats[:n]]  # fmt: skip
 
 
+def _arena_cap() -> int | None:
+    """The arena cap this process runs with: MALLOC_ARENA_MAX, or main.py's cap unless
+    --glibc-arenas left glibc's default."""
+    env = os.environ.get("MALLOC_ARENA_MAX")
+    if env:
+        return int(env)
+    return None if "--glibc-arenas" in sys.argv else native_heap.DEFAULT_ARENAS
+
+
 def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False,
          map_large_buffers: bool = False) -> dict:
     clip = ensure_demo_clip()
@@ -138,6 +148,7 @@ def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False,
             heap = native_heap.usage()  # glibc's totals: in use (a leak) vs held free
             if heap is not None:
                 row["c_heap_in_use_mb"], row["c_heap_free_mb"] = heap["in_use"], heap["free"]
+                row["c_heap_arenas"] = native_heap.arena_count()
             if trace:
                 row["python_heap_mb"] = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
                 if k == 1:
@@ -167,6 +178,7 @@ def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False,
     return {
         "mode": "realtime" if realtime else "fast", "minutes": minutes,
         "map_large_buffers": map_large_buffers,
+        "malloc_arena_max": _arena_cap(),  # None: glibc's default (8 arenas per core)
         "wall_s": round(wall_s, 1), "stream_s": rows[-1]["stream_s"],
         "speed_x_realtime": round(rows[-1]["stream_s"] / wall_s, 2),
         "rss_after_first_minute_mb": warm,
@@ -195,7 +207,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--map-large-buffers", action="store_true",
                         help="PipelineOptions.map_large_buffers (steadier memory, more CPU)")
+    parser.add_argument("--glibc-arenas", action="store_true",
+                        help="leave glibc's arena count at its default (main.py caps it at 2)")
     args = parser.parse_args(argv)
+    if not args.glibc_arenas:
+        native_heap.limit_arenas()  # as main.py does, before threads start
     if args.minutes <= 0:
         parser.error("--minutes must be > 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

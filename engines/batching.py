@@ -13,13 +13,12 @@ size (ONNX's batch axis is dynamic, eager PyTorch does not care). The engine is 
 a stream's CPU (the face and voice extractors and Whisper dominate), so this saves engine calls
 and keeps one copy of the model, not the day: see benchmarks/multistream.py for the whole.
 
-How: a handle's `step` puts its (state, inputs) on a list and waits. A batcher thread takes the
-first request, waits at most `max_wait_s` after it was submitted (or less: until every active
-handle has a request in), concatenates the states and inputs along the batch axis, runs one
-`step` of the wrapped engine, and splits the results and new states back. A stream that stops
-submitting therefore costs the others at most `max_wait_s` a step, never a stall. When a
-stream is the only active one, its step runs at once on its own thread: there is nothing to
-batch with, so it pays no hand-off.
+How: a handle's `step` hands its (state, inputs) to the batcher (engines/batcher.py), which
+gathers the active streams' requests for at most `max_wait_s`; this module concatenates the
+states and inputs along the batch axis, runs one `step` of the wrapped engine, and splits the
+results and new states back. A stream that stops submitting therefore costs the others at most
+`max_wait_s` a step, never a stall. When a stream is the only active one, its step runs at once
+on its own thread: there is nothing to batch with, so it pays no hand-off.
 
 States stay values: concatenation and splitting copy or slice, never write, so a caller may keep
 the state of its last final step and re-run a provisional tail from it, as with any engine.
@@ -38,12 +37,10 @@ This module imports NumPy only; torch tensors are recognised only once torch is 
 
 from __future__ import annotations
 
-import collections
 import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,6 +56,7 @@ from engines.base import (
     UtteranceInputs,
     UtteranceResult,
 )
+from engines.batcher import Batcher, Request
 
 log = logging.getLogger(__name__)
 
@@ -132,100 +130,42 @@ def _split(value: Any, sizes: list[int]) -> list[Any]:
     return [value[int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-# --------------------------------------------------------------------------- requests and stats
-@dataclass
-class _Request:
-    handle: StreamEngine
-    state: EngineState
-    inputs: StepInputs
-    t_submit: float = field(default_factory=time.monotonic)
-    done: threading.Event = field(default_factory=threading.Event)
-    result: tuple[StepResult, EngineState] | None = None
-    error: BaseException | None = None
-
-    def finish(self, result: tuple[StepResult, EngineState]) -> None:
-        self.result = result
-        self.done.set()
-
-    def fail(self, error: BaseException) -> None:
-        self.error = error
-        self.done.set()
-
-    @property
-    def key(self) -> Any:
-        shapes = tuple(getattr(self.inputs, n).shape[1:] for n in STEP_INPUT_NAMES)
-        return (_signature(self.state), shapes)
-
-
-@dataclass
-class BatchStats:
-    """What the batcher did: how many engine calls served how many stream steps, how big the
-    batches were, and how long requests waited for company (the price of batching)."""
-
-    requests: int = 0
-    engine_calls: int = 0
-    sizes: collections.Counter = field(default_factory=collections.Counter)  # size -> calls
-    wait_s_total: float = 0.0
-    wait_s_max: float = 0.0
-    engine_s_total: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        calls = max(self.engine_calls, 1)
-        return {
-            "requests": self.requests,
-            "engine_calls": self.engine_calls,
-            "mean_batch": round(self.requests / calls, 3),
-            "batch_sizes": {str(k): v for k, v in sorted(self.sizes.items())},
-            "wait_ms_mean": round(1000 * self.wait_s_total / max(self.requests, 1), 4),
-            "wait_ms_max": round(1000 * self.wait_s_max, 4),
-            "engine_ms_per_call": round(1000 * self.engine_s_total / calls, 4),
-        }
-
-
 # --------------------------------------------------------------------------- the shared engine
+def _key(request: Request) -> Any:
+    """What must agree for requests to run as one batch: state signature and input shapes."""
+    state, inputs = request.payload
+    shapes = tuple(getattr(inputs, n).shape[1:] for n in STEP_INPUT_NAMES)
+    return (_signature(state), shapes)
+
+
 class SharedEngine:
-    """Owns `engine` and the batcher thread; hands out one `StreamEngine` per stream."""
+    """Owns `engine` and the batcher (engines/batcher.py); hands out one `StreamEngine` per
+    stream."""
 
     def __init__(self, engine: Engine, max_wait_s: float = DEFAULT_MAX_WAIT_S) -> None:
-        if not (0.0 <= max_wait_s <= 1.0):
-            raise ValueError(f"max_wait_s must be in [0, 1] seconds, got {max_wait_s}")
         check_shareable(engine)
         self.engine = engine
-        self.max_wait_s = max_wait_s
         self.handles = 0  # handed out so far (the status note says how many share it)
-        self._cond = threading.Condition()
-        self._pending: list[_Request] = []
-        self._active: set[StreamEngine] = set()  # handles the batcher waits for
-        self._closed = False
         self._engine_lock = threading.Lock()  # one thread in the wrapped engine at a time
-        self._stats = BatchStats()
-        self._thread = threading.Thread(target=self._loop, name="engine-batcher", daemon=True)
-        self._thread.start()
+        self._batcher = Batcher(self._run, max_wait_s, "engine-batcher", SharedEngineError)
+
+    @property
+    def max_wait_s(self) -> float:
+        return self._batcher.max_wait_s
 
     def handle(self, label: str | None = None) -> StreamEngine:
         """A new stream's engine. It counts as active (worth waiting for) until it is closed."""
-        with self._cond:
-            if self._closed:
-                raise SharedEngineError("the shared engine is shut down; create a new one")
-            self.handles += 1
-            h = StreamEngine(self, label or f"stream-{self.handles - 1}")
-            self._active.add(h)
-            return h
+        h = StreamEngine(self, label or f"stream-{self.handles}")
+        self._batcher.join(h)
+        self.handles += 1
+        return h
 
     def stats(self) -> dict[str, Any]:
-        with self._cond:
-            return self._stats.as_dict()
+        return self._batcher.stats()
 
     def shutdown(self, timeout_s: float = 2.0) -> bool:
         """Run what is already submitted, refuse anything new, join the thread. True if joined."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            log.warning("engine batcher still running after %.1f s", timeout_s)
-            return False
-        return True
+        return self._batcher.shutdown(timeout_s)
 
     def __enter__(self) -> SharedEngine:
         return self
@@ -235,27 +175,14 @@ class SharedEngine:
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return self._batcher.running
 
     # ------------------------------------------------------------------ for the handles
-    def _submit(self, request: _Request) -> None:
-        """Queue `request` for the batcher, or run it at once on the caller's thread when its
-        stream is the only active one: nobody to batch with, so no thread hand-off to pay."""
-        with self._cond:
-            if self._closed:
-                raise SharedEngineError("the shared engine is shut down; no more steps")
-            self._active.add(request.handle)  # a closed handle that steps again is back
-            alone = not self._pending and self._active == {request.handle}
-            if not alone:
-                self._pending.append(request)
-                self._cond.notify_all()
-                return
-        self._run_group([request])
+    def _step(self, handle: StreamEngine, state: EngineState, inputs: StepInputs) -> Any:
+        return self._batcher.call(Request(handle, (state, inputs)))
 
     def _deactivate(self, handle: StreamEngine) -> None:
-        with self._cond:
-            self._active.discard(handle)
-            self._cond.notify_all()  # the batcher may have been waiting for it
+        self._batcher.leave(handle)
 
     def _utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
         with self._engine_lock:
@@ -265,37 +192,12 @@ class SharedEngine:
         with self._engine_lock:
             self.engine.close(state)
 
-    # ------------------------------------------------------------------ the batcher thread
-    def _loop(self) -> None:
-        while True:
-            batch, last = self._gather()
-            if batch:
-                self._run(batch)
-            if last:
-                return
-
-    def _gather(self) -> tuple[list[_Request], bool]:
-        """Wait for a first request, then for the other active handles, at most max_wait_s
-        after the first was submitted. Returns the batch and whether the thread should end."""
-        with self._cond:
-            while not self._pending and not self._closed:
-                self._cond.wait()
-            if self._pending and not self._closed:
-                deadline = self._pending[0].t_submit + self.max_wait_s
-                while not self._closed:
-                    missing = self._active.difference(r.handle for r in self._pending)
-                    remaining = deadline - time.monotonic()
-                    if not missing or remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-            batch, self._pending = self._pending, []
-            return batch, self._closed
-
-    def _run(self, batch: list[_Request]) -> None:
-        groups: dict[Any, list[_Request]] = {}
+    # ------------------------------------------------------------------ batches
+    def _run(self, batch: list[Request]) -> None:
+        groups: dict[Any, list[Request]] = {}
         for request in batch:
             try:
-                key = request.key
+                key = _key(request)
             except Exception as exc:  # never let one odd request kill the thread
                 request.fail(exc)
                 continue
@@ -308,50 +210,39 @@ class SharedEngine:
                     if not request.done.is_set():
                         request.fail(exc)
 
-    def _run_group(self, group: list[_Request]) -> None:
+    def _run_group(self, group: list[Request]) -> None:
         started = time.monotonic()
-        waits = [started - r.t_submit for r in group]
         if len(group) == 1:
             request = group[0]
             try:
                 with self._engine_lock:
-                    outcome = self.engine.step(request.state, request.inputs)
+                    outcome = self.engine.step(*request.payload)
             except Exception as exc:
                 request.fail(exc)
                 return
-            self._account(group, waits, started)
+            self._batcher.account(group, started)
             request.finish(outcome)
             return
-        sizes = [r.state.batch_size for r in group]
-        state = _concat([r.state for r in group])
+        states = [r.payload[0] for r in group]
+        sizes = [s.batch_size for s in states]
         inputs = StepInputs(
-            *(np.concatenate([getattr(r.inputs, n) for r in group]) for n in STEP_INPUT_NAMES)
+            *(np.concatenate([getattr(r.payload[1], n) for r in group]) for n in STEP_INPUT_NAMES)
         )
         try:
             with self._engine_lock:
-                result, new_state = self.engine.step(state, inputs)
+                result, new_state = self.engine.step(_concat(states), inputs)
         except Exception:
             # One stream's bad state or input must not fail the others: run each alone, so
             # the error reaches only the stream that caused it.
             for request in group:
                 self._run_group([request])
             return
-        self._account(group, waits, started)
-        states = _split(new_state, sizes)
+        self._batcher.account(group, started)
+        new_states = _split(new_state, sizes)
         columns = [_split(getattr(result, n), sizes) for n in ("intensity", "modality_weights",
                                                                "salience")]  # fmt: skip
         for k, request in enumerate(group):
-            request.finish((StepResult(*(col[k] for col in columns)), states[k]))
-
-    def _account(self, group: list[_Request], waits: list[float], started: float) -> None:
-        with self._cond:
-            s = self._stats
-            s.requests += len(group)
-            s.engine_calls += 1
-            s.sizes[len(group)] += 1
-            s.wait_s_total += sum(waits)
-            s.wait_s_max = max(s.wait_s_max, *waits)
-            s.engine_s_total += time.monotonic() - started
+            request.finish((StepResult(*(col[k] for col in columns)), new_states[k]))
 
 
 class StreamEngine(DelegatingEngine):
@@ -377,15 +268,7 @@ class StreamEngine(DelegatingEngine):
             raise ValueError(
                 f"inputs have batch size {inputs.batch_size} but the state has {state.batch_size}"
             )
-        request = _Request(self, state, inputs)
-        self._shared._submit(request)
-        while not request.done.wait(0.5):
-            if not self._shared.running:
-                raise SharedEngineError("the shared engine's batcher thread has stopped")
-        if request.error is not None:
-            raise request.error
-        assert request.result is not None
-        return request.result
+        return self._shared._step(self, state, inputs)
 
     def utterance(self, inputs: UtteranceInputs) -> UtteranceResult:
         return self._shared._utterance(inputs)
@@ -395,5 +278,3 @@ class StreamEngine(DelegatingEngine):
             self._shared._close_state(state)
         finally:
             self._shared._deactivate(self)
-
-

@@ -11,7 +11,9 @@ id. They share what is heavy and safe to share:
 - one engine, behind engines.batching.SharedEngine: the streams' concurrent steps run as one
   batched call (ONNX Runtime or eager; TensorRT and Triton are refused in one line);
 - one Whisper model: CTranslate2 takes concurrent transcribe calls and runs them in turn;
-- one MiniLM word embedder, behind a lock (its prefix cache is a plain OrderedDict).
+- one MiniLM word embedder, behind a lock (its prefix cache is a plain OrderedDict);
+- one face expression network, batched across streams like the engine
+  (realtime/extractors/shared_expression.py); each stream keeps its own face detector.
 
 Publishing: one PUB socket per stream, stream i on the --publish port + i (ipc/inproc: the name
 with "-i" appended). Not one shared socket, because subscribers filter by topic prefix and the
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.base import Engine
+from realtime import native_heap
 from realtime.cli import (
     StopOnSignal,
     add_log_flag,
@@ -46,6 +49,7 @@ from realtime.cli import (
     add_timing_flags,
 )
 from realtime.extractors import Extractors
+from realtime.extractors.shared_expression import ExpressionHandle, SharedExpressionNet
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import DEFAULT_ENDPOINT, PublisherOptions
 from realtime.session import (
@@ -113,19 +117,25 @@ class SharedModels:
 
     recognizer: Any  # realtime.extractors.asr.SpeechRecognizer
     words: LockedWords
+    expressions: SharedExpressionNet  # the face expression network, batched across streams
 
     @classmethod
     def load(cls, text_adapter: dict[str, Any] | None = None) -> SharedModels:
         """text_adapter: the checkpoint's MiniLM adapter (LoadedCheckpoint.text_adapter)."""
         loaded = Extractors.load(with_face=False, text_adapter=text_adapter)
-        return cls(loaded.recognizer, LockedWords(loaded.words))
+        return cls(loaded.recognizer, LockedWords(loaded.words), SharedExpressionNet())
 
-    def for_stream(self) -> Extractors:
-        """A stream's extractors: the shared models and a face extractor of its own (the face
-        extractor is not thread-safe, and costs a cascade and a small network to load)."""
+    def for_stream(self, expressions: ExpressionHandle) -> Extractors:
+        """A stream's extractors: the shared models, and a face extractor of its own (the
+        cascade search keeps per-stream state and is not thread-safe) that runs its faces
+        through `expressions`, the stream's handle on the shared network."""
         from realtime.extractors.face import FaceExtractor
 
-        return Extractors(face=FaceExtractor(), recognizer=self.recognizer, words=self.words)  # type: ignore[arg-type]
+        face = FaceExtractor(net=expressions)
+        return Extractors(face=face, recognizer=self.recognizer, words=self.words)  # type: ignore[arg-type]
+
+    def shutdown(self) -> None:
+        self.expressions.shutdown()
 
 
 @dataclass(frozen=True)
@@ -174,11 +184,15 @@ class MultiSession:
             self.shared = SharedEngine(self._load_engine(), options.max_wait_s)
         except SharedEngineError as exc:
             raise SessionError(str(exc)) from None
+        self._own_models = models is None
+        self._face_handles: list[ExpressionHandle] = []
         try:
-            models = models or SharedModels.load(self._text_adapter)
+            self.models = models or SharedModels.load(self._text_adapter)
             for i in range(len(options.inputs)):
+                self._face_handles.append(self.models.expressions.handle())
                 self.sessions.append(Session(
-                    options.stream_options(i), extractors=models.for_stream(),
+                    options.stream_options(i),
+                    extractors=self.models.for_stream(self._face_handles[-1]),
                     model=LoadedModel(self.shared.handle(f"stream-{i}"), self._text_adapter),
                 ))  # fmt: skip
         except BaseException:
@@ -230,6 +244,10 @@ class MultiSession:
             t.join(10.0)
         if hasattr(self, "shared"):
             self.shared.shutdown()
+        for handle in getattr(self, "_face_handles", []):
+            handle.close()  # models passed in may serve another MultiSession: leave them running
+        if getattr(self, "_own_models", False) and hasattr(self, "models"):
+            self.models.shutdown()
 
 
 # --------------------------------------------------------------------------- command line
@@ -289,6 +307,7 @@ def _utterance_printer(index: int):  # noqa: ANN202
 
 
 def main(argv: list[str] | None = None) -> int:
+    native_heap.limit_arenas()  # before any thread starts (realtime/native_heap.py)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
@@ -326,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, session in enumerate(multi.sessions):
         print(f"[{i}] {console_line(session.pipeline)}", flush=True)
     log.info("engine batches: %s", multi.shared.stats())
+    log.info("face batches: %s", multi.models.expressions.stats())
     exit_past_busy_workers(0)
     return 0
 

@@ -2,7 +2,9 @@
 
 ONNX Runtime, CTranslate2 (Whisper), openSMILE and OpenCV allocate and free working buffers on
 several threads. glibc keeps freed blocks in per-thread arenas for reuse, so over a long session
-the resident size creeps up in steps although the memory in use does not grow. Two remedies:
+the resident size creeps up in steps although the memory in use does not grow. Remedies:
+`limit_arenas()` caps glibc at two arenas for all threads (by default it makes up to eight per
+core, each holding its own freed blocks), called first thing by every entry point;
 `trim()` asks glibc to return free pages to the system (malloc_trim(0)), which the pipeline does
 once a minute at no measurable cost; and `configure()` fixes glibc's mmap threshold at 1 MiB (by
 default it rises to 32 MiB after the first large block is freed, after which every large
@@ -21,6 +23,8 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import os
+import tempfile
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,10 @@ def _libc() -> ctypes.CDLL | None:
         libc.mallinfo2.restype = _MallInfo2
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.mallopt.restype = ctypes.c_int
+        libc.fdopen.argtypes, libc.fdopen.restype = [ctypes.c_int, ctypes.c_char_p], ctypes.c_void_p
+        libc.fclose.argtypes, libc.fclose.restype = [ctypes.c_void_p], ctypes.c_int
+        libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        libc.malloc_info.restype = ctypes.c_int
     except (OSError, AttributeError):  # not glibc, or glibc older than 2.33
         return None
     return libc
@@ -68,6 +76,43 @@ def configure() -> bool:
     if libc is None:
         return False
     return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter number
+DEFAULT_ARENAS = 2
+
+
+def limit_arenas(arenas: int = DEFAULT_ARENAS) -> bool:
+    """Let glibc keep at most `arenas` heaps for all threads (by default up to 8 per core).
+    Freed blocks are then reused by whichever thread allocates next instead of sitting in the
+    arena of the thread that freed them. glibc fixes its arena limit once it has made its ninth
+    arena, so call this first thing in a process, before threads start (main.py,
+    realtime.multi and the benchmarks do). False where the C library cannot, or where the
+    environment already sets MALLOC_ARENA_MAX (the user's setting stands)."""
+    if arenas < 1:
+        raise ValueError(f"arenas must be >= 1, got {arenas}")
+    libc = _libc()
+    if libc is None or os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
+def arena_count() -> int | None:
+    """How many arenas glibc has made so far (from malloc_info's report); None where the C
+    library cannot say."""
+    libc = _libc()
+    if libc is None:
+        return None
+    with tempfile.TemporaryFile() as report:
+        stream = libc.fdopen(os.dup(report.fileno()), b"w")
+        if not stream:
+            return None
+        try:
+            libc.malloc_info(0, stream)
+        finally:
+            libc.fclose(stream)
+        report.seek(0)
+        return report.read().count(b"<heap nr=")
 
 
 def trim() -> bool | None:

@@ -176,3 +176,5 @@ def test_two_streams_share_one_engine_and_publish_apart(
     assert transcripts[0] == transcripts[1] and len(transcripts[0]) == len(SENTENCES)
     stats = multi.shared.stats()
     assert stats["requests"] >= 2 * len(published) and stats["engine_calls"] < stats["requests"]
+    faces = models.expressions.stats()  # both streams' faces went through the one network
+    assert faces["requests"] > 0 and faces["network_calls"] <= faces["requests"]

@@ -85,3 +85,39 @@ def test_after_configure_large_blocks_go_back_when_freed():
     # mmap threshold and keeps them as free heap; configured, each is unmapped when freed.
     assert _held_after_large_blocks("default") > 30
     assert _held_after_large_blocks("configure") < 8
+
+
+_THREADS = """
+import sys, threading
+import numpy as np
+from realtime import native_heap
+if sys.argv[1] == "limit":
+    assert native_heap.limit_arenas(2)
+barrier = threading.Barrier(8)
+def work():
+    barrier.wait()  # all eight alive at once, so none can take over a finished thread's arena
+    blocks = [np.ones(4096) for _ in range(64)]  # 32 KiB each: glibc heap, not mmap
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(native_heap.arena_count())
+"""
+
+
+def _arenas_after_threads(mode: str) -> int:
+    out = subprocess.run([sys.executable, "-c", _THREADS, mode], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout)
+
+
+def test_limit_arenas_keeps_threads_to_two_heaps():
+    # Eight threads allocating at once: by default glibc gives most of them an arena of their
+    # own; limited first thing in the process, they share two.
+    assert _arenas_after_threads("default") >= 5
+    assert _arenas_after_threads("limit") <= 2
+    with pytest.raises(ValueError, match=">= 1"):
+        native_heap.limit_arenas(0)

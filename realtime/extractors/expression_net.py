@@ -21,6 +21,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -222,6 +223,15 @@ def export_onnx(weights_path: Path | None = None, folder: Path | None = None) ->
 def preprocess(faces: np.ndarray) -> np.ndarray:
     """(B, 64, 64) uint8 grey -> (B, 1, 64, 64) float32 in [-1, 1], the training scaling."""
     return ((faces.astype(np.float32) / 255.0 - 0.5) * 2.0)[:, None, :, :]
+
+
+class Expressions(Protocol):
+    """What the face extractor needs from an expression network: ExpressionNet, or one stream's
+    handle on a network shared by several streams (shared_expression.py)."""
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        """(B, 64, 64) uint8 grey faces -> (B, 7) float32 probabilities."""
+        ...
 
 
 @dataclass(frozen=True)

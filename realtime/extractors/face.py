@@ -26,6 +26,7 @@ from realtime.extractors.expression_net import (
     ExpressionModelError,
     ExpressionNet,
     ExpressionNetOptions,
+    Expressions,
 )
 from realtime.stage import Stage
 from realtime.types import FaceObservation, VideoFrame
@@ -69,7 +70,9 @@ Box = tuple[int, int, int, int]  # (x, y, w, h) in pixels of the source frame
 class FaceExtractor:
     """`process(frame) -> FaceObservation`. Stateless across frames; not thread-safe (one owner)."""
 
-    def __init__(self, options: FaceOptions | None = None) -> None:
+    def __init__(self, options: FaceOptions | None = None, net: Expressions | None = None) -> None:
+        """net: the expression network to use (realtime.multi passes one shared by every
+        stream, realtime/extractors/shared_expression.py); None loads one of its own."""
         self.options = options or FaceOptions()
         cascade_path = Path(cv2.data.haarcascades) / self.options.cascade_file
         self._cascade = cv2.CascadeClassifier(str(cascade_path))
@@ -78,7 +81,7 @@ class FaceExtractor:
                 f"face detector {cascade_path} could not be loaded; install "
                 "`opencv-python-headless<5` (5.0 ships no cascade files)"
             )
-        self._net = ExpressionNet(self.options.expression)
+        self._net = net if net is not None else ExpressionNet(self.options.expression)
 
     def detect(self, image: np.ndarray, near: Box | None = None) -> tuple[Box, float] | None:
         """Largest face in a (H, W, 3) BGR image and its confidence in [0, 1), or None.
