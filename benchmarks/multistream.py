@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds of the clip per run (default: all of it, ~64 s)")  # fmt: skip
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--asr-workers", type=int, default=1,
+                        help="Whisper calls run at once across the streams (one: in turn)")
     args = parser.parse_args(argv)
     native_heap.limit_arenas()  # as main.py does, before threads start
     torch.set_num_threads(1)  # as main.py does
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
 
         described = checkpoint_info(checkpoint)
 
-        models = SharedModels.load(load_checkpoint(checkpoint).text_adapter)
+        models = SharedModels.load(load_checkpoint(checkpoint).text_adapter, args.asr_workers)
         results = [
             run(n, checkpoint, models, args.duration, args.max_wait_ms / 1000)
             for n in args.streams
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
                  "utt p50 ms", "real time", "CPU cores", "cores/stream", "mean batch", "face batch"], rows)  # fmt: skip
     path = write_result("multistream", {
         "duration_s": args.duration, "keep_s": KEEP_S,
-        "max_wait_ms": args.max_wait_ms, "peak_memory_mb": round(peak_mb), "results": results,
+        "max_wait_ms": args.max_wait_ms, "asr_workers": args.asr_workers, "peak_memory_mb": round(peak_mb), "results": results,
     }, checkpoint=described, engine="onnx, batched across streams", threads=1)  # fmt: skip
     print(f"wrote {path}")
 

@@ -120,9 +120,14 @@ class SharedModels:
     expressions: SharedExpressionNet  # the face expression network, batched across streams
 
     @classmethod
-    def load(cls, text_adapter: dict[str, Any] | None = None) -> SharedModels:
-        """text_adapter: the checkpoint's MiniLM adapter (LoadedCheckpoint.text_adapter)."""
-        loaded = Extractors.load(with_face=False, text_adapter=text_adapter)
+    def load(
+        cls, text_adapter: dict[str, Any] | None = None, asr_workers: int = 1
+    ) -> SharedModels:
+        """text_adapter: the checkpoint's MiniLM adapter (LoadedCheckpoint.text_adapter).
+        asr_workers: how many streams' Whisper calls run at once (one: in turn)."""
+        loaded = Extractors.load(
+            with_face=False, text_adapter=text_adapter, asr_workers=asr_workers
+        )
         return cls(loaded.recognizer, LockedWords(loaded.words), SharedExpressionNet())
 
     def for_stream(self, expressions: ExpressionHandle) -> Extractors:

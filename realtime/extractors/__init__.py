@@ -6,7 +6,7 @@ it is built once and shared. The submodules are imported only when it is loaded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,14 +25,17 @@ class Extractors:
     @classmethod
     def load(
         cls, with_face: bool = True, asr_threads: int | None = None,
-        text_adapter: dict[str, Any] | None = None,
+        text_adapter: dict[str, Any] | None = None, asr_workers: int = 1,
     ) -> Extractors:  # fmt: skip
-        """text_adapter: the checkpoint's MiniLM adapter (LoadedCheckpoint.text_adapter)."""
+        """text_adapter: the checkpoint's MiniLM adapter (LoadedCheckpoint.text_adapter).
+        asr_workers: Whisper calls run at once from several threads (AsrOptions.workers)."""
         from realtime.extractors.asr import AsrOptions, SpeechRecognizer
         from realtime.extractors.face import FaceExtractor
         from realtime.extractors.words import WordEmbedder, WordEmbedderOptions
 
-        asr = AsrOptions() if asr_threads is None else AsrOptions(cpu_threads=asr_threads)
+        asr = AsrOptions(workers=asr_workers)
+        if asr_threads is not None:
+            asr = replace(asr, cpu_threads=asr_threads)
         words = WordEmbedder(WordEmbedderOptions(adapter=text_adapter))
         return cls(FaceExtractor() if with_face else None, SpeechRecognizer(asr), words)
 

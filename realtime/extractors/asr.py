@@ -42,6 +42,9 @@ class AsrOptions:
     # CTranslate2 intra-op threads. One: on a busy 2-core machine two threads measured 2x slower
     # (they wait on each other while capture, face and voice hold the other core).
     cpu_threads: int = 1
+    # Calls CTranslate2 runs at once when several threads transcribe (realtime.multi's streams
+    # share one model); one runs them in turn.
+    workers: int = 1
     compute_type: str = "int8"
     model_dir: Path | None = None  # None: the joined package weights in the cache folder
     no_speech_threshold: float = 0.6  # Whisper's own: skip windows it judges silent
@@ -49,8 +52,10 @@ class AsrOptions:
     window_pad_s: float | None = 10.0
 
     def __post_init__(self) -> None:
-        if self.beam_size < 1 or self.cpu_threads < 0:
-            raise ValueError("AsrOptions.beam_size must be >= 1 and cpu_threads >= 0")
+        if self.beam_size < 1 or self.cpu_threads < 0 or self.workers < 1:
+            raise ValueError(
+                "AsrOptions.beam_size and workers must be >= 1 and cpu_threads >= 0"
+            )
         if self.window_pad_s is not None and not 0 <= self.window_pad_s <= 30:
             raise ValueError("AsrOptions.window_pad_s must be in [0, 30] seconds or None")
 
@@ -107,6 +112,7 @@ class SpeechRecognizer:
             device="cpu",
             compute_type=self.options.compute_type,
             cpu_threads=self.options.cpu_threads,
+            num_workers=self.options.workers,
             local_files_only=True,  # a folder path; never a hub lookup
         )
 
