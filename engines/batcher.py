@@ -201,6 +201,11 @@ class Batcher:
         try:
             self._run_batch(batch)
         except BaseException as exc:  # a bug there must reach the callers, not hang them
-            for request in batch:
-                if not request.done.is_set():
-                    request.fail(exc)
+            fail_unfinished(batch, exc)
+
+
+def fail_unfinished(requests: list[Request], error: BaseException) -> None:
+    """Fail every request not yet finished or failed, so no caller waits for ever."""
+    for request in requests:
+        if not request.done.is_set():
+            request.fail(error)

@@ -56,7 +56,7 @@ from engines.base import (
     UtteranceInputs,
     UtteranceResult,
 )
-from engines.batcher import Batcher, Request
+from engines.batcher import Batcher, Request, fail_unfinished
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +206,7 @@ class SharedEngine:
             try:
                 self._run_group(group)
             except BaseException as exc:  # a bug here must reach the callers, not hang them
-                for request in group:
-                    if not request.done.is_set():
-                        request.fail(exc)
+                fail_unfinished(group, exc)
 
     def _run_group(self, group: list[Request]) -> None:
         started = time.monotonic()
