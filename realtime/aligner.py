@@ -44,6 +44,7 @@ from realtime.types import (
 )
 
 AlignerEvent = FaceAnalysed | VoiceAnalysed | SpeechScored | WordsRecognised | StreamEnded
+_TIME_TOL_S = 1e-6  # stream times closer than this are the same instant (float sums of hops)
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,10 @@ class Aligner(Stage[AlignerEvent]):
         hop = self.options.hop_s
         ready = []
         while True:
-            t1 = (self._next_seq + 1) * hop
+            # Times are sums of float hops (frame k at t0 + k * 0.01 s), so "covered up to t1" is
+            # judged to a microsecond: a strict comparison held 13 % of live steps back a whole
+            # audio block (100 ms) for a rounding error (10.599999999999998 < 10.6).
+            t1 = (self._next_seq + 1) * hop - _TIME_TOL_S
             late = now_s is not None and now_s - t1 > self.options.late_after_s
             if not ((self._video_until_s >= t1 or late) and (self._audio_until_s >= t1 or late)):
                 break
