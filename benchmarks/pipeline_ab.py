@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
                 "cpu_s_per_clip_s": round(float(np.median([r["cpu_s_per_clip_s"] for r in mine])), 3),
                 "step_latency_p50_ms": round(float(np.median(
                     [r["step_latency_ms"]["p50"] for r in mine])), 1),
+                "step_latency_p95_ms": round(float(np.median(
+                    [r["step_latency_ms"]["p95"] for r in mine])), 1),
                 "utterance_latency_p50_ms": round(float(np.median(
                     [r["utterance_latency_ms"]["p50"] for r in mine if r["utterance_latency_ms"]])), 1),
             }  # fmt: skip
@@ -102,8 +104,9 @@ def main(argv: list[str] | None = None) -> None:
         for build in ("old", "new"):
             m = med[build]
             rows.append([mode, build, m["cpu_s_per_clip_s"], m["step_latency_p50_ms"],
-                         m["utterance_latency_p50_ms"]])  # fmt: skip
-    print_table(["mode", "build", "CPU s per clip s (median)", "step p50 ms", "utterance p50 ms"],
+                         m["step_latency_p95_ms"], m["utterance_latency_p50_ms"]])  # fmt: skip
+    print_table(["mode", "build", "CPU s per clip s (median)", "step p50 ms", "step p95 ms",
+                 "utterance p50 ms"],
                 rows)  # fmt: skip
     path = write_result(args.name, {"old_commit": old_commit, "rounds": args.rounds,
                                     "summary": summary, "runs": runs},

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -186,6 +187,11 @@ def pipeline_ab() -> str:
     """Every A/B run of benchmarks/pipeline_ab.py: old and new build alternating in one run."""
     runs = read_runs("pipeline-ab-session")
     rows = []
+
+    def p95(run: dict, build: str, mode: str) -> float:  # runs before it was summarised
+        return float(statistics.median([r["step_latency_ms"]["p95"] for r in run["runs"]
+                                if r["build"] == build and r["mode"] == mode]))  # fmt: skip
+
     for run in runs:
         for mode, r in run["summary"].items():
             old, new = r["median"]["old"], r["median"]["new"]
@@ -194,41 +200,59 @@ def pipeline_ab() -> str:
                          f"{old['cpu_s_per_clip_s']:.3f} -> {new['cpu_s_per_clip_s']:.3f} "
                          f"({r['cpu_new_vs_old_pct']:+.1f} %)",
                          f"{old['step_latency_p50_ms']:.0f} -> {new['step_latency_p50_ms']:.0f}",
+                         f"{p95(run, 'old', mode):.0f} -> {p95(run, 'new', mode):.0f}",
                          f"{old['utterance_latency_p50_ms']:.0f} -> {new['utterance_latency_p50_ms']:.0f}",
                          _load(run)])  # fmt: skip
     return ("Old and new build alternating in one run (`python -m benchmarks.pipeline_ab --old REF`, "
             "medians of " + str(runs[-1]["rounds"]) + " rounds, the demo clip, the same checkpoint; "
             "`benchmarks/results/pipeline-ab-session.json`):\n\n"
             + _table(["date (UTC)", "old", "new", "mode", "CPU s per clip s", "step p50 ms",
-                      "utterance p50 ms", "load"], rows))  # fmt: skip
+                      "step p95 ms", "utterance p50 ms", "load"], rows))  # fmt: skip
 
 
-def multistream() -> str:
-    run = _latest("multistream")
+def _multistream_rows(run: dict) -> list[list]:
+    def span(v, scale=1.0, digits=0):
+        lo, hi = min(v) / scale, max(v) / scale
+        return f"{lo:.{digits}f}" if f"{lo:.{digits}f}" == f"{hi:.{digits}f}" else \
+            f"{lo:.{digits}f} to {hi:.{digits}f}"  # fmt: skip
+
     rows = []
     for r in run["results"]:
         per = r["per_stream"]
         p50 = [s["step_latency_ms"]["p50"] for s in per]
         p95 = [s["step_latency_ms"]["p95"] for s in per]
         ends = [s["lag_s"]["end"] for s in per]
+        utt = [s["utterance_latency_ms"]["p50"] for s in per if s["utterance_latency_ms"]]
         keep = sum(s["keeps_realtime"] for s in per)
-
-        def span(v, scale=1.0, digits=0):
-            lo, hi = min(v) / scale, max(v) / scale
-            return f"{lo:.{digits}f}" if f"{lo:.{digits}f}" == f"{hi:.{digits}f}" else \
-                f"{lo:.{digits}f} to {hi:.{digits}f}"  # fmt: skip
-
         big = max(p95) > 2000
         unit, scale, digits = ("s", 1000.0, 1) if big else ("ms", 1.0, 0)
+        faces = r.get("face_batching", {}).get("mean_batch")
         rows.append([r["streams"], f"{span(p50, scale, digits)} / {span(p95, scale, digits)} {unit}",
                      f"{span(ends, 1.0, 2)} s", f"{keep} of {len(per)}",
+                     f"{span(utt, 1000.0, 2)} s" if utt else "-",
                      f"{r['cpu_cores_used']:.2f}", f"{r['cpu_cores_per_stream']:.2f}",
                      f"{r['batching']['mean_batch']:.2f}",
+                     "-" if faces is None else f"{faces:.2f}",
                      f"{r['load_average_before'][0]:.2f}"])  # fmt: skip
-    return (_table(["streams", "step latency p50 / p95", "lag at the end",
-                    "streams keeping real time", "CPU cores", "CPU s per stream-second",
-                    "mean batch", "load before"], rows)  # fmt: skip
-            + "\n\n" + provenance(run))
+    return rows
+
+
+def multistream() -> str:
+    """The latest run with one Whisper worker (realtime.multi's setting), then any later run
+    with other settings, each with its provenance."""
+    runs = read_runs("multistream")
+    if not runs:
+        raise SystemExit("error: benchmarks/results/multistream.json has no runs; run the benchmark")
+    default = max((i for i, r in enumerate(runs) if r.get("asr_workers", 1) == 1), default=0)
+    headers = ["streams", "step latency p50 / p95", "lag at the end", "streams keeping real time",
+               "utterance latency p50", "CPU cores", "CPU s per stream-second",
+               "steps per engine call", "faces per network call", "load before"]  # fmt: skip
+    out = [_table(headers, _multistream_rows(runs[default])), provenance(runs[default])]
+    for run in runs[default + 1:]:
+        out += [f"The same with `--asr-workers {run['asr_workers']}` (Whisper calls of "
+                f"{run['asr_workers']} streams at once):",
+                _table(headers, _multistream_rows(run)), provenance(run)]
+    return "\n\n".join(out)
 
 
 def dashboard() -> str:
