@@ -23,6 +23,7 @@ script copied into its tree) can sit beside this one's.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import threading
@@ -35,7 +36,7 @@ import numpy as np
 import psutil
 import torch
 
-from benchmarks.machine import RESULTS_DIR, describe, print_table
+from benchmarks.machine import RESULTS_DIR, describe, git_commit, print_table
 from realtime import native_heap
 
 KEEP_S = 0.5  # step lag p95 under this: the stream kept real time (as benchmarks/multistream.py)
@@ -299,7 +300,10 @@ def main(argv: list[str] | None = None) -> None:
     print_table(["component", "cores", "share"], rows)
     previous = json.loads(args.output.read_text()) if args.output.is_file() else {}
     runs = previous.get("runs", {})
-    runs[args.label] = {"machine": m, **result}
+    runs[args.label] = {
+        "machine": m, "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git_commit": git_commit(), **result,
+    }  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
     print(f"wrote {args.output}")

@@ -330,14 +330,15 @@ def profile() -> str:
         f"{'yes' if runs[n]['kept_up'] else 'no'} ({runs[n]['step_lag_s_p95']:.2f} s)"
         for n in names)])  # fmt: skip
     loads = "; ".join(
-        f"{n}: load {runs[n]['load_average_before'][0]:.2f} -> "
+        f"{n}: {(runs[n].get('date') or runs[n]['machine']['date'])[:10]}, load "
+        f"{runs[n]['load_average_before'][0]:.2f} -> "
         f"{runs[n]['load_average_after'][0]:.2f}{' (**busy**)' if runs[n]['busy'] else ''}"
         for n in names
     )
     m = runs[names[-1]]["machine"]
     return (_table(["component (cores)", *names], rows)
             + f"\n\nCPU time per second of media, {runs[names[-1]]['wall_s']:.0f} s after "
-            f"{runs[names[-1]]['warmup_s']:.0f} s of warm-up. *{m['date']}, {m['cpu']}, "
+            f"{runs[names[-1]]['warmup_s']:.0f} s of warm-up. *{m['cpu']}, "
             f"{m['cores']} cores, no GPU; {loads}.*")  # fmt: skip
 
 
