@@ -238,17 +238,18 @@ def _multistream_rows(run: dict) -> list[list]:
 
 
 def multistream() -> str:
-    """The latest run with one Whisper worker (realtime.multi's setting), then any later run
-    with other settings, each with its provenance."""
+    """The latest run with one Whisper worker (realtime.multi's setting), then the latest run
+    with each other number of workers, each with its provenance."""
     runs = read_runs("multistream")
     if not runs:
         raise SystemExit("error: benchmarks/results/multistream.json has no runs; run the benchmark")
-    default = max((i for i, r in enumerate(runs) if r.get("asr_workers", 1) == 1), default=0)
+    latest = {r.get("asr_workers", 1): r for r in runs}  # the last run of each setting
+    default = latest.pop(1, runs[-1])
     headers = ["streams", "step latency p50 / p95", "lag at the end", "streams keeping real time",
                "utterance latency p50", "CPU cores", "CPU s per stream-second",
                "steps per engine call", "faces per network call", "load before"]  # fmt: skip
-    out = [_table(headers, _multistream_rows(runs[default])), provenance(runs[default])]
-    for run in runs[default + 1:]:
+    out = [_table(headers, _multistream_rows(default)), provenance(default)]
+    for run in latest.values():
         out += [f"The same with `--asr-workers {run['asr_workers']}` (Whisper calls of "
                 f"{run['asr_workers']} streams at once):",
                 _table(headers, _multistream_rows(run)), provenance(run)]
