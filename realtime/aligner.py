@@ -257,9 +257,11 @@ class Aligner(Stage[AlignerEvent]):
             # Times are sums of float hops (frame k at t0 + k * 0.01 s), so "covered up to t1" is
             # judged to a microsecond: a strict comparison held 13 % of live steps back a whole
             # audio block (100 ms) for a rounding error (10.599999999999998 < 10.6).
-            t1 = (self._next_seq + 1) * hop - _TIME_TOL_S
+            t1 = (self._next_seq + 1) * hop
             late = now_s is not None and now_s - t1 > self.options.late_after_s
-            if not ((self._video_until_s >= t1 or late) and (self._audio_until_s >= t1 or late)):
+            covered = t1 - _TIME_TOL_S
+            if not ((self._video_until_s >= covered or late)
+                    and (self._audio_until_s >= covered or late)):  # fmt: skip
                 break
             ready.append(self._build(self._next_seq))
             self._next_seq += 1
