@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -86,17 +85,9 @@ def _top_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: in
             for s in stats[:n]]  # fmt: skip
 
 
-def _arena_cap() -> int | None:
-    """The arena cap this process runs with: MALLOC_ARENA_MAX, or main.py's cap unless
-    --glibc-arenas left glibc's default."""
-    env = os.environ.get("MALLOC_ARENA_MAX")
-    if env:
-        return int(env)
-    return None if "--glibc-arenas" in sys.argv else native_heap.DEFAULT_ARENAS
-
-
 def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False,
-         map_large_buffers: bool = False) -> dict:
+         map_large_buffers: bool = False, arena_cap: int | None = None) -> dict:
+    """arena_cap: glibc's arena cap the process runs with, for the record (None: its default)."""
     clip = ensure_demo_clip()
     engine = load_engine("onnx", checkpoint)
     extractors = Extractors.for_checkpoint(checkpoint)
@@ -178,7 +169,7 @@ def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False,
     return {
         "mode": "realtime" if realtime else "fast", "minutes": minutes,
         "map_large_buffers": map_large_buffers,
-        "malloc_arena_max": _arena_cap(),  # None: glibc's default (8 arenas per core)
+        "malloc_arena_max": arena_cap,  # None: glibc's default (8 arenas per core)
         "wall_s": round(wall_s, 1), "stream_s": rows[-1]["stream_s"],
         "speed_x_realtime": round(rows[-1]["stream_s"] / wall_s, 2),
         "rss_after_first_minute_mb": warm,
@@ -212,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.glibc_arenas:
         native_heap.limit_arenas()  # as main.py does, before threads start
+    env_cap = os.environ.get("MALLOC_ARENA_MAX")  # wins over limit_arenas, as in main.py
+    arena_cap = int(env_cap) if env_cap else None if args.glibc_arenas else native_heap.DEFAULT_ARENAS
     if args.minutes <= 0:
         parser.error("--minutes must be > 0")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -226,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
         result = soak(args.minutes, not args.fast, checkpoint, trace=args.tracemalloc,
-                      map_large_buffers=args.map_large_buffers)
+                      map_large_buffers=args.map_large_buffers, arena_cap=arena_cap)
         name = args.name or ("soak" if result["mode"] == "fast" else "soak-realtime")
         path = write_result(name, result, checkpoint=checkpoint, engine="onnx", threads=1)
     m = run["machine"]
