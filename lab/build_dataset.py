@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--text-adapter", type=Path, default=None,
-        help="embed words with this MiniLM adapter (a lab.tune_text file or a checkpoint)",
+        help="embed words with this encoder adapter (a lab.tune_text file or a checkpoint; it names its encoder)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -57,7 +57,7 @@ class BuildOptions:
     step_hz: float = 10.0
     pause_ms: float = 600.0
     max_steps: int = 600  # keep at most this many steps per segment (the last ones)
-    text_adapter: str = ""  # digest of the MiniLM adapter words are embedded with ('' = base)
+    text_adapter: str = ""  # digest of the encoder adapter words are embedded with ('' = base MiniLM)
 
     def key(self) -> str:
         fields = asdict(self)
@@ -243,7 +243,7 @@ def build(
 ) -> dict:  # fmt: skip
     """Extract every segment (cached, resumable), then write the MMSA-format pickle at `out`.
 
-    text_adapter: a MiniLM adapter (msrg.text_adapter) to embed words with; it keys the cache."""
+    text_adapter: an encoder adapter (msrg.text_adapter) to embed words with; it keys the cache."""
     from tqdm import tqdm
 
     from msrg.text_adapter import adapter_digest

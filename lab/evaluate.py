@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             source="media" if args.media else "tts", transcripts=args.transcripts
         )
         loaded = load_checkpoint(args.checkpoint)
-        # Words are embedded with the checkpoint's MiniLM adapter, as live and in its training.
+        # Words are embedded with the checkpoint's encoder and adapter, as live and in training.
         text_adapter = loaded.text_adapter
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "features.pkl"

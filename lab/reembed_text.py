@@ -1,6 +1,7 @@
 """python -m lab.reembed_text --data IN.pkl --text-adapter ADAPTER.pt --out OUT.pkl
 
-Give a dataset built with the base MiniLM the text features an adapted MiniLM would have given,
+Give a dataset built with the base MiniLM the text features an adapted encoder would have given
+(an adapted MiniLM, or an adapted MPNet: the adapter names its encoder, msrg.text_encoders),
 without replaying its media again (a TTS build of CMU-MOSI takes about an hour on two cores).
 
 A step's text vector is the embedding of the words of its utterance up to the last word that
@@ -8,8 +9,9 @@ overlaps the step (realtime/extractors/words.py). The dataset keeps the transcri
 word times, so each run of equal text vectors is matched back to its word span: the candidate
 spans of the transcript (the next word of the current utterance, or the first word of a new one,
 then wider) are embedded with the base encoder and the span whose vector equals the stored one
-(cosine >= 0.999) is taken; that span is then embedded with the adapter. A segment where some run
-matches no span is dropped and listed, never kept with mixed features.
+(cosine >= 0.999) is taken; that span is then embedded with the adapted encoder (MPNet's vectors
+are wider, so the text block grows from 384 to 768 columns). A segment where some run matches no
+span is dropped and listed, never kept with mixed features.
 """
 
 from __future__ import annotations
@@ -89,9 +91,17 @@ def runs_of(text: np.ndarray, present: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
-def reembed_split(split: dict, matcher: Matcher, embed_adapted, digest: str) -> list[str]:  # noqa: ANN001
-    """Replace split['text'] in place; drop segments that cannot be matched. Returns problems."""
-    texts = split["text"]
+def reembed_split(
+    split: dict, matcher: Matcher, embed_adapted, digest: str, dim: int | None = None  # noqa: ANN001
+) -> list[str]:
+    """Replace split['text'] (in place when `dim` is its width or None, else by a new array of
+    `dim` columns, zero where no word is heard); drop segments that cannot be matched. Returns
+    problems."""
+    old = split["text"]
+    if dim is None or dim == old.shape[-1]:
+        texts = old
+    else:
+        texts = np.zeros((*old.shape[:-1], dim), np.float32)
     transcripts = split.get("asr_text") or split.get("raw_text")
     if transcripts is None:
         raise ValueError("the data file keeps no transcripts (asr_text or raw_text)")
@@ -99,11 +109,11 @@ def reembed_split(split: dict, matcher: Matcher, embed_adapted, digest: str) -> 
     for i in range(len(texts)):
         words = str(transcripts[i]).split()
         present = split["mask"][i, :, 0] * split["valid"][i]
-        runs = runs_of(texts[i], present)
+        runs = runs_of(old[i], present)
         if not runs:
             keep.append(i)
             continue
-        vectors = [texts[i][a] / max(np.linalg.norm(texts[i][a]), 1e-12) for a, _ in runs]
+        vectors = [old[i][a] / max(np.linalg.norm(old[i][a]), 1e-12) for a, _ in runs]
         spans = matcher.spans(words, vectors)
         if spans is None:
             problems.append(f"{split['id'][i]}: a text vector matches no span of its transcript")
@@ -112,6 +122,7 @@ def reembed_split(split: dict, matcher: Matcher, embed_adapted, digest: str) -> 
         for (a, b), vector in zip(runs, new):
             texts[i][a:b] = vector
         keep.append(i)
+    split["text"] = texts
     if len(keep) < len(texts):
         for key, value in list(split.items()):
             if isinstance(value, np.ndarray) and len(value) == len(texts):
@@ -162,14 +173,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"{split['text_adapter']}; start from a base-encoder build", file=sys.stderr)  # fmt: skip
             return 2
         before = len(split["text"])
-        problems += reembed_split(split, matcher, adapted._embed_texts, adapter["digest"])
+        problems += reembed_split(
+            split, matcher, adapted._embed_texts, adapter["digest"], adapted.dim
+        )
         print(f"{name}: {len(split['text'])} of {before} segments re-embedded")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "wb") as f:
         pickle.dump(data, f)
     for line in problems:
         print(f"dropped {line}")
-    print(f"wrote {args.out} (adapter {adapter['digest']})")
+    print(f"wrote {args.out} ({adapted.description})")
     return 0
 
 

@@ -299,8 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
     parser.add_argument(
         "--text-adapter", type=Path, default=None,
-        help="the MiniLM adapter (lab.tune_text) the data's text was embedded with; "
-             "stored in the checkpoint so live extraction embeds text the same way",
+        help="the encoder adapter (lab.tune_text) the data's text was embedded with; "
+             "stored in the checkpoint (it names its encoder) so live extraction embeds text "
+             "the same way",
     )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

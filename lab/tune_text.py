@@ -1,9 +1,9 @@
-"""python -m lab.tune_text --labels LABELS.csv --out ADAPTER.pt
+"""python -m lab.tune_text --labels LABELS.csv --out ADAPTER.pt [--encoder minilm|mpnet]
 
-Adapt the MiniLM sentence encoder to sentiment with low-rank deltas (msrg.text_adapter), trained
-on the `train` transcripts of an MMSA label file (`id,text,label,mode`). A share of the training
-*videos* (segment ids `VIDEO_N`) is held out to choose the epoch, so the `dev` fold stays unseen
-until the MSRG model is selected on it. Objective: L1 of 3 tanh(w . e + b) against the label, e the
+Adapt the sentence encoder (MiniLM by default, or MPNet) to sentiment with low-rank deltas
+(msrg.text_adapter), trained on the `train` transcripts of an MMSA label file
+(`id,text,label,mode`). A share of the training *videos* (segment ids `VIDEO_N`) is held out to
+choose the epoch, so the `dev` fold stays unseen until the MSRG model is selected on it. Objective: L1 of 3 tanh(w . e + b) against the label, e the
 L2-normalised mean-pooled sentence embedding, exactly as the live WordEmbedder computes it.
 
 The adapter then goes into datasets (`python -m lab.reembed_text`) and, with the model trained on
@@ -26,6 +26,7 @@ import torch
 
 from msrg.metrics import regression_metrics
 from msrg.text_adapter import adapter_from, insert_low_rank
+from msrg.text_encoders import DEFAULT_ENCODER, ENCODERS, text_encoder
 
 log = logging.getLogger("lab.tune_text")
 
@@ -34,7 +35,8 @@ log = logging.getLogger("lab.tune_text")
 class TuneOptions:
     rank: int = 8
     alpha: float = 16.0
-    layers: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    layers: tuple[int, ...] | None = None  # None: every block of the encoder
+    encoder: str = DEFAULT_ENCODER
     epochs: int = 12
     lr: float = 1e-3
     head_lr: float = 1e-2
@@ -91,13 +93,15 @@ def tune(
     train: list[dict], held: list[dict], options: TuneOptions, progress: bool = True
 ) -> tuple[dict, dict]:
     """Returns (adapter, history). The adapter is from the epoch with the best held-out MAE."""
-    from realtime.extractors.words import WordEmbedder
+    from realtime.extractors.words import WordEmbedder, WordEmbedderOptions
 
     torch.manual_seed(options.seed)
-    st = WordEmbedder()._model  # the packaged MiniLM, loaded exactly as live
+    encoder = text_encoder(options.encoder)
+    st = WordEmbedder(WordEmbedderOptions(encoder=encoder.name))._model  # loaded exactly as live
     transformer = st[0]
     model = SentenceRegressor(transformer.auto_model, transformer.tokenizer, options.max_tokens)
-    wrapped = insert_low_rank(model.bert, options.rank, options.alpha, list(options.layers))
+    layers = list(encoder.all_layers if options.layers is None else options.layers)
+    wrapped = insert_low_rank(model.bert, options.rank, options.alpha, layers, encoder)
     lora = [p for m in wrapped.values() for p in (m.lora_a, m.lora_b)]
     opt = torch.optim.AdamW(
         [
@@ -137,7 +141,7 @@ def tune(
         if m["mae"] < best[0]:
             meta = {"options": asdict(options), "epoch": epoch, "held_out": row,
                     "train_segments": len(train), "held_out_segments": len(held)}  # fmt: skip
-            best = (m["mae"], adapter_from(wrapped, meta), epoch)
+            best = (m["mae"], adapter_from(wrapped, meta, encoder), epoch)
     assert best[1] is not None
     return best[1], {"history": history, "best_epoch": best[2]}
 
@@ -170,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=TuneOptions.lr)
     parser.add_argument("--seed", type=int, default=TuneOptions.seed)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--encoder", choices=sorted(ENCODERS), default=DEFAULT_ENCODER,
+        help="the sentence encoder to adapt (msrg.text_encoders); the adapter names it",
+    )  # fmt: skip
     parser.add_argument(
         "--recognised", type=Path, default=None,
         help="a dataset built with speech recognition (lab.build_dataset without --transcripts): "
@@ -206,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    options = TuneOptions(epochs=args.epochs, rank=args.rank, lr=args.lr, seed=args.seed)
+    options = TuneOptions(epochs=args.epochs, rank=args.rank, lr=args.lr, seed=args.seed,
+                          encoder=args.encoder)  # fmt: skip
     train, held = split_holdout(rows, options.holdout, options.seed)
     print(f"{len(train)} training and {len(held)} held-out segments ({args.labels})")
     adapter, report = tune(train, held, options)

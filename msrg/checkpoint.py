@@ -16,7 +16,8 @@ from msrg.config import MODALITIES, MSRGConfig
 from msrg.digest import file_digest
 from msrg.modalities import ModalityRecordError, check_record, modality_usage
 from msrg.model import MSRG
-from msrg.text_adapter import AdapterError, check_adapter
+from msrg.text_adapter import AdapterError, adapter_encoder, check_adapter
+from msrg.text_encoders import TextEncoder
 
 FORMAT = "affect-monitor/msrg-checkpoint"
 FORMAT_VERSION = 1
@@ -34,12 +35,19 @@ class LoadedCheckpoint:
     path: Path
     digest: str  # sha256 of the file: keys exported engine artefacts to these exact weights
     meta: dict[str, Any] = field(default_factory=dict)
-    # The MiniLM adapter the text features were computed with (msrg.text_adapter); None: base.
+    # The encoder adapter the text features were computed with (msrg.text_adapter); None: base
+    # MiniLM. It names its encoder, so the encoder is a property of the checkpoint.
     text_adapter: dict[str, Any] | None = None
 
     @property
     def config(self) -> MSRGConfig:
         return self.model.config
+
+    @property
+    def text_encoder(self) -> TextEncoder:
+        """The sentence encoder the text features were computed with (MiniLM unless the adapter
+        names another)."""
+        return adapter_encoder(self.text_adapter)
 
     @property
     def modality_record(self) -> dict[str, Any] | None:
@@ -64,7 +72,7 @@ def save_checkpoint(
 ) -> Path:  # fmt: skip
     """Write atomically (temp file + rename) so a crash never leaves a half-written checkpoint.
 
-    text_adapter: the MiniLM adapter the training features were embedded with; live extraction
+    text_adapter: the encoder adapter the training features were embedded with; live extraction
     and evaluation apply it, so the model sees the text features it was trained on."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

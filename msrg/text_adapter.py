@@ -1,8 +1,8 @@
-"""Low-rank adaptation of the MiniLM sentence encoder to sentiment, and applying it.
+"""Low-rank adaptation of the sentence encoder (MiniLM or MPNet) to sentiment, and applying it.
 
-MiniLM (all-MiniLM-L6-v2) was trained for semantic similarity, not affect: a ridge regression on
-its frozen sentence embedding is the baseline the model has to beat, and MSRG's text branch sees
-the same frozen vectors. Fine-tuning the encoder on the training transcripts lets the text features
+The encoders (msrg.text_encoders) were trained for semantic similarity, not affect: a ridge
+regression on a frozen sentence embedding is the baseline the model has to beat, and MSRG's text
+branch would see the same frozen vectors. Fine-tuning the encoder on the training transcripts lets the text features
 themselves carry sentiment. To keep the shipped checkpoint small and the base weights untouched,
 the encoder is adapted with low-rank deltas (LoRA, Hu et al. 2021): each adapted linear layer W
 becomes W + B A with A (r, in) and B (out, r), r small. Training learns A and B only; afterwards
@@ -10,7 +10,9 @@ the delta is folded into W, so inference costs exactly what the base encoder cos
 
 An adapter is a plain dict stored inside the MSRG checkpoint (`text_adapter`), because the text
 features the model was trained on were computed with it: live extraction, dataset building and
-evaluation must all embed with the same adapter. Its `digest` keys feature caches.
+evaluation must all embed with the same adapter. Its `digest` keys feature caches. Its `encoder`
+names the encoder it was tuned on; an adapter without one is MiniLM's (the format's name is from
+when MiniLM was the only encoder, and stays so that those adapters still load).
 """
 
 from __future__ import annotations
@@ -23,16 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from msrg.text_encoders import MINILM, TextEncoder, UnknownEncoderError, text_encoder
+
 ADAPTER_FORMAT = "affect-monitor/minilm-lora"
-# Linear layers of a BERT block that get a delta (attention projections and the feed-forward).
-TARGETS = (
-    "attention.self.query",
-    "attention.self.key",
-    "attention.self.value",
-    "attention.output.dense",
-    "intermediate.dense",
-    "output.dense",
-)
 
 
 class AdapterError(ValueError):
@@ -68,9 +63,10 @@ def _layers(bert: nn.Module) -> list[nn.Module]:
 
 
 def insert_low_rank(
-    bert: nn.Module, rank: int, alpha: float, layers: list[int]
+    bert: nn.Module, rank: int, alpha: float, layers: list[int], encoder: TextEncoder = MINILM
 ) -> dict[str, LowRankLinear]:
-    """Freeze `bert` and wrap the TARGETS of the given layer indices; returns {weight name: module}.
+    """Freeze `bert` and wrap the encoder's lora_targets in the given layer indices; returns
+    {weight name: module}.
 
     Names are those of the base weights in `bert.named_parameters()`, e.g.
     `encoder.layer.5.attention.self.query.weight`.
@@ -82,9 +78,14 @@ def insert_low_rank(
     for i in layers:
         if not 0 <= i < len(blocks):
             raise AdapterError(f"layer {i} does not exist (the encoder has {len(blocks)})")
-        for target in TARGETS:
+        for target in encoder.lora_targets:
             parent_path, leaf = target.rsplit(".", 1)
-            parent = blocks[i].get_submodule(parent_path)
+            try:
+                parent = blocks[i].get_submodule(parent_path)
+            except AttributeError:
+                raise AdapterError(
+                    f"the text encoder has no {target} in layer {i} (is it {encoder.model}?)"
+                ) from None
             base = getattr(parent, leaf)
             module = LowRankLinear(base, rank, alpha)
             setattr(parent, leaf, module)
@@ -92,14 +93,22 @@ def insert_low_rank(
     return wrapped
 
 
-def adapter_from(wrapped: dict[str, LowRankLinear], meta: dict[str, Any]) -> dict[str, Any]:
-    """The serialisable adapter: low-rank factors (scale folded into B) and a content digest."""
+def adapter_from(
+    wrapped: dict[str, LowRankLinear], meta: dict[str, Any], encoder: TextEncoder = MINILM
+) -> dict[str, Any]:
+    """The serialisable adapter: low-rank factors (scale folded into B), a content digest and
+    the encoder it adapts."""
     factors = {
         name: (m.lora_a.detach().cpu().clone(), (m.lora_b * m.scale).detach().cpu().clone())
         for name, m in sorted(wrapped.items())
     }
-    return {"format": ADAPTER_FORMAT, "factors": factors, "meta": dict(meta),
-            "digest": _digest(factors)}  # fmt: skip
+    return {"format": ADAPTER_FORMAT, "encoder": encoder.name, "factors": factors,
+            "meta": dict(meta), "digest": _digest(factors)}  # fmt: skip
+
+
+def adapter_encoder(adapter: dict[str, Any] | None) -> TextEncoder:
+    """The encoder an adapter was tuned on; MiniLM for none or one that names none."""
+    return text_encoder(None if adapter is None else adapter.get("encoder"))
 
 
 def _digest(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> str:
@@ -113,12 +122,16 @@ def _digest(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> str:
 
 def check_adapter(adapter: Any) -> dict[str, Any]:
     if not isinstance(adapter, dict) or adapter.get("format") != ADAPTER_FORMAT:
-        raise AdapterError("the text adapter is not in the affect-monitor MiniLM LoRA format")
+        raise AdapterError("the text adapter is not in the affect-monitor LoRA format")
     factors = adapter.get("factors")
     if not isinstance(factors, dict) or not factors:
         raise AdapterError("the text adapter holds no factors")
     if adapter.get("digest") != _digest(factors):
         raise AdapterError("the text adapter's digest does not match its factors (corrupt file)")
+    try:
+        adapter_encoder(adapter)
+    except UnknownEncoderError as exc:
+        raise AdapterError(f"the text adapter is for {exc}") from None
     return adapter
 
 

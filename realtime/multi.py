@@ -11,7 +11,7 @@ id. They share what is heavy and safe to share:
 - one engine, behind engines.batching.SharedEngine: the streams' concurrent steps run as one
   batched call (ONNX Runtime or eager; TensorRT and Triton are refused in one line);
 - one Whisper model: CTranslate2 takes concurrent transcribe calls and runs them in turn;
-- one MiniLM word embedder, behind a lock (its prefix cache is a plain OrderedDict);
+- one word embedder (the checkpoint's sentence encoder), behind a lock (its prefix cache is a plain OrderedDict);
 - one face expression network, batched across streams like the engine
   (realtime/extractors/shared_expression.py); each stream keeps its own face detector.
 
@@ -91,7 +91,7 @@ def stream_endpoints(endpoint: str, count: int) -> list[str]:
 
 class LockedWords:
     """The word embedder shared by the streams' ASR threads. Calls take turns: its prefix cache
-    is an OrderedDict that concurrent calls would corrupt, and on a few cores running MiniLM
+    is an OrderedDict that concurrent calls would corrupt, and on a few cores running the encoder
     for two streams at once gains nothing."""
 
     def __init__(self, words: Any) -> None:
@@ -110,6 +110,14 @@ class LockedWords:
     def adapter_digest(self) -> str:
         return self._words.adapter_digest
 
+    @property
+    def dim(self) -> int:
+        return self._words.dim
+
+    @property
+    def description(self) -> str:
+        return self._words.description
+
 
 @dataclass(frozen=True)
 class SharedModels:
@@ -123,7 +131,7 @@ class SharedModels:
     def load(
         cls, text_adapter: dict[str, Any] | None = None, asr_workers: int = 1
     ) -> SharedModels:
-        """text_adapter: the checkpoint's MiniLM adapter (LoadedCheckpoint.text_adapter).
+        """text_adapter: the checkpoint's encoder adapter (LoadedCheckpoint.text_adapter).
         asr_workers: how many streams' Whisper calls run at once (one: in turn)."""
         loaded = Extractors.load(
             with_face=False, text_adapter=text_adapter, asr_workers=asr_workers

@@ -87,8 +87,9 @@ def extract(
     analyses per second as in the live pipeline (None: the step rate).
     """
     steps = StepAssembler(
-        AlignerOptions(step_hz=step_hz, expect_video=has_video, expect_audio=has_audio)
-    )
+        AlignerOptions(step_hz=step_hz, expect_video=has_video, expect_audio=has_audio,
+                       text_dim=extractors.words.dim)
+    )  # fmt: skip
     sampler = None
     if has_video and extractors.face is not None:
         sampler = FaceSampler(extractors.face, step_hz if face_hz is None else face_hz)

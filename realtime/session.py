@@ -15,7 +15,7 @@ from pathlib import Path
 from engines.base import Engine
 from engines.fallback import FallbackEngine, fallback_kind
 from engines.modality_gate import ModalityGate
-from msrg.config import LIVE_AUDIO_DIM, LIVE_TEXT_DIM, LIVE_VISUAL_DIM
+from msrg.config import LIVE_AUDIO_DIM, LIVE_VISUAL_DIM
 from realtime.clock import StreamClock
 from realtime.extractors import Extractors
 from realtime.extractors.words import TextModelError
@@ -28,13 +28,21 @@ from realtime.sources.base import Source, SourceError
 
 log = logging.getLogger(__name__)
 
-LIVE_DIMS = {"text": LIVE_TEXT_DIM, "audio": LIVE_AUDIO_DIM, "visual": LIVE_VISUAL_DIM}
 FAST_VOICE_CHUNK_S = 1.0  # voice chunk for input replayed as fast as possible
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "msrg" / "weights" / "msrg-live.pt"
 
 
 class SessionError(RuntimeError):
     """A problem the user can fix (device, file, model, endpoint); one line, no traceback."""
+
+
+def live_dims(text_adapter: dict | None) -> dict[str, int]:
+    """The feature widths the live extractors give a checkpoint with this text adapter (its
+    encoder sets the text width)."""
+    from msrg.text_adapter import adapter_encoder
+
+    text = adapter_encoder(text_adapter).dim
+    return {"text": text, "audio": LIVE_AUDIO_DIM, "visual": LIVE_VISUAL_DIM}
 
 
 @dataclass(frozen=True)
@@ -124,17 +132,20 @@ def _sources(inputs: InputOptions, clock: StreamClock) -> list[Source]:
 
 
 def check_text_adapter(extractors: Extractors, adapter: dict | None, checkpoint: Path) -> None:
-    """The model must see text embedded as in its training: refuse extractors whose MiniLM
-    carries another adapter than the checkpoint's (possible only when extractors are passed in)."""
-    from msrg.text_adapter import adapter_digest
+    """The model must see text embedded as in its training: refuse extractors whose encoder
+    carries another adapter than the checkpoint's (possible only when extractors are passed in).
+    The adapter's digest covers its encoder: each encoder's weights have names of their own."""
+    from msrg.text_adapter import adapter_digest, adapter_encoder
 
     want = adapter_digest(adapter)
     have = extractors.words.adapter_digest
-    if have != want:
+    encoder = adapter_encoder(adapter)
+    if have != want or extractors.words.dim != encoder.dim:
+        wanted = f"{encoder.model} " + (f"with sentiment adapter {want}" if want else "(base)")
         raise SessionError(
-            f"the word embedder uses text adapter {have or 'none (base MiniLM)'} but checkpoint "
-            f"{checkpoint} was trained with {want or 'none (base MiniLM)'}; load the extractors "
-            "with Extractors.load(text_adapter=load_checkpoint(...).text_adapter)"
+            f"the word embedder is {extractors.words.description} but checkpoint {checkpoint} "
+            f"was trained on {wanted}; load the extractors with "
+            "Extractors.load(text_adapter=load_checkpoint(...).text_adapter)"
         )
 
 
@@ -158,7 +169,7 @@ def load_live_engine(
         # The model is small: reading it twice costs milliseconds and refuses a checkpoint
         # trained on other features before any engine export starts.
         loaded = load_checkpoint(checkpoint)
-        check_feature_dims(loaded.config, LIVE_DIMS,
+        check_feature_dims(loaded.config, live_dims(loaded.text_adapter),
                            f"checkpoint {checkpoint}", "the live feature extractors")  # fmt: skip
         engine = load_engine(kind, checkpoint, triton_url=triton_url)
     except (CheckpointError, EngineError) as exc:
@@ -253,8 +264,7 @@ class Session:
                 with_face=with_face, text_adapter=model.text_adapter
             )
             check_text_adapter(self.extractors, model.text_adapter, options.checkpoint)
-            adapter = self.extractors.words.adapter_digest
-            log.info("text: MiniLM %s", f"with sentiment adapter {adapter}" if adapter else "(base)")
+            log.info("text: %s", self.extractors.words.description)
         except (SessionError, TextModelError) as exc:
             raise SessionError(str(exc)) from None
         outlets = [o for o in (self.recorder, self.lsl_outlet) if o is not None]

@@ -75,7 +75,7 @@ class StreamCore:
         self._hop_s = 1.0 / o.step_hz
         self.steps = StepAssembler(AlignerOptions(
             step_hz=o.step_hz, expect_video=inputs.has_video, expect_audio=inputs.has_audio,
-            late_after_s=o.late_after_s,
+            late_after_s=o.late_after_s, text_dim=engine.config.text_dim,
         ))  # fmt: skip
         self.runner = StepRunner(engine)
         baseline = (

