@@ -127,7 +127,7 @@ def instrument(meter: _Meter) -> None:
     for cls, name in ((voice.VoiceExtractor, "openSMILE"), (vad.SileroVad, "VAD"),
                       (face.FaceExtractor, "face detect"), (asr.SpeechRecognizer, "Whisper"),
                       (expression_net.ExpressionNet, "expression net"),
-                      (words.WordEmbedder, "MiniLM")):  # fmt: skip
+                      (words.WordEmbedder, "text encoder")):  # fmt: skip
         meter.wrap(cls, "__init__", name)  # loading: only to learn which threads it starts
     meter.wrap(voice.VoiceExtractor, "push", "openSMILE")
     meter.wrap(voice.VoiceExtractor, "flush", "openSMILE")
@@ -135,8 +135,8 @@ def instrument(meter: _Meter) -> None:
     meter.wrap(face.FaceExtractor, "detect", "face detect")
     meter.wrap(expression_net.ExpressionNet, "predict", "expression net")
     meter.wrap(asr.SpeechRecognizer, "transcribe", "Whisper")
-    meter.wrap(words.WordEmbedder, "embed_words", "MiniLM")
-    meter.wrap(words.WordEmbedder, "embed_sentence", "MiniLM")
+    meter.wrap(words.WordEmbedder, "embed_words", "text encoder")  # MiniLM in runs before MPNet
+    meter.wrap(words.WordEmbedder, "embed_sentence", "text encoder")
     meter.wrap(StepRunner, "_run", "engine")
     meter.wrap(StepRunner, "utterance", "engine")
     meter.wrap_generator(media_file, "_video_frames", "video decode")
