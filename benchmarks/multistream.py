@@ -4,7 +4,7 @@
 
 Each run replays the demo clip as N streams at once, each paced at real time as a camera and
 microphone would deliver it, through realtime.multi (one Session per stream, one engine batched
-by engines.batching.SharedEngine, one Whisper, one MiniLM, one face expression network batched
+by engines.batching.SharedEngine, one Whisper, one sentence encoder, one face expression network batched
 the same way). Per stream:
 
 - step latency: capture of a step's newest sample to the step's first publication (p50/p95/max);

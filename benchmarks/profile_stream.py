@@ -42,7 +42,7 @@ from realtime import native_heap
 KEEP_S = 0.5  # step lag p95 under this: the stream kept real time (as benchmarks/multistream.py)
 COMPONENTS = (
     "openSMILE", "VAD", "face detect", "expression net", "video decode", "audio decode",
-    "Whisper", "MiniLM", "engine", "other",
+    "Whisper", "text encoder", "engine", "other",
 )  # fmt: skip
 
 

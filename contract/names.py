@@ -8,7 +8,7 @@ MODALITIES = ("text", "audio", "visual")
 # The live feature layout realtime/ produces and a live checkpoint expects.
 EXPRESSION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FACE_GEOMETRY = ("cx", "cy", "width", "height", "confidence")  # box centre/size / frame size
-LIVE_TEXT_DIM = 384  # all-MiniLM-L6-v2 embedding
+LIVE_TEXT_DIM = 384  # all-MiniLM-L6-v2, the default encoder; a checkpoint may name a wider one
 LIVE_AUDIO_DIM = 25  # eGeMAPSv02 low-level descriptors
 LIVE_VISUAL_DIM = len(EXPRESSION_LABELS) + len(FACE_GEOMETRY)  # 12
 

@@ -3,8 +3,9 @@
 Adapt the sentence encoder (MiniLM by default, or MPNet) to sentiment with low-rank deltas
 (msrg.text_adapter), trained on the `train` transcripts of an MMSA label file
 (`id,text,label,mode`). A share of the training *videos* (segment ids `VIDEO_N`) is held out to
-choose the epoch, so the `dev` fold stays unseen until the MSRG model is selected on it. Objective: L1 of 3 tanh(w . e + b) against the label, e the
-L2-normalised mean-pooled sentence embedding, exactly as the live WordEmbedder computes it.
+choose the epoch, so the `dev` fold stays unseen until the MSRG model is selected on it.
+Objective: L1 of 3 tanh(w . e + b) against the label, e the L2-normalised mean-pooled sentence
+embedding, exactly as the live WordEmbedder computes it.
 
 The adapter then goes into datasets (`python -m lab.reembed_text`) and, with the model trained on
 them, into the checkpoint (`python -m lab.train --text-adapter`).

@@ -2,8 +2,8 @@
 
 The encoders (msrg.text_encoders) were trained for semantic similarity, not affect: a ridge
 regression on a frozen sentence embedding is the baseline the model has to beat, and MSRG's text
-branch would see the same frozen vectors. Fine-tuning the encoder on the training transcripts lets the text features
-themselves carry sentiment. To keep the shipped checkpoint small and the base weights untouched,
+branch would see the same frozen vectors. Fine-tuning the encoder on the training transcripts
+lets the text features themselves carry sentiment. To keep the shipped checkpoint small and the base weights untouched,
 the encoder is adapted with low-rank deltas (LoRA, Hu et al. 2021): each adapted linear layer W
 becomes W + B A with A (r, in) and B (out, r), r small. Training learns A and B only; afterwards
 the delta is folded into W, so inference costs exactly what the base encoder costs.

@@ -100,7 +100,8 @@ class Pipeline:
         self._media_q = self._queue(64)  # frames for the media recorder's encoder
         self._core_q: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
-        self._asr = AsrWorker(extractors.recognizer, on_result=self._on_asr)
+        self._asr = AsrWorker(extractors.recognizer, on_result=self._on_asr,
+                              on_speculation=self._embed_speculation)  # fmt: skip
         self.on_baseline: Callable[[dict], None] | None = None  # a baseline was set: its JSON
         self.readouts: ReadoutBook | None = None  # made by the core thread
         self.finished = threading.Event()
@@ -364,6 +365,13 @@ class Pipeline:
         t0, samples = front.cut(event.t_start_s, event.t_end_s)
         self._core_q.put(SegmentClosed(event, time.monotonic()))
         self._asr.submit(AsrRequest(event.segment_id, t0, samples, final=True))
+
+    def _embed_speculation(self, words: tuple) -> None:
+        """On the ASR thread, while a pause is being confirmed: embed the speculated words, so that
+        the final's embedding (the same prefixes, when the speculation is used) is a cache hit
+        and the utterance closes without waiting for the sentence encoder. A failure here is
+        logged by the worker; the final embeds its words again and reports its own."""
+        self.extractors.words.embed_words(list(words))
 
     def _on_asr(self, result: AsrResult) -> None:
         """On the ASR thread: embed the words here, off the core thread."""

@@ -20,7 +20,7 @@ import pytest
 from contract import messages
 from engines import load_engine
 from engines.batching import SharedEngine
-from msrg.checkpoint import load_checkpoint
+from msrg.checkpoint import load_checkpoint, save_checkpoint
 from msrg.data import make_synthetic_mmsa
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import PublisherOptions
@@ -213,7 +213,9 @@ def _without_face(f):  # noqa: ANN001, ANN202
 
 def test_checkpoint_trained_on_all_three_keeps_the_face(setup: dict) -> None:
     tmp = setup["tmp"]
-    data = make_synthetic_mmsa(tmp / "live.pkl", dims=(384, 25, 12), steps=12, sizes=(48, 8, 8))
+    shipped = setup["loaded"]  # the clips' steps carry its encoder's text width
+    dims = (shipped.config.text_dim, 25, 12)
+    data = make_synthetic_mmsa(tmp / "live.pkl", dims=dims, steps=12, sizes=(48, 8, 8))
     ckpt = tmp / "all.pt"
     proc = subprocess.run(
         [sys.executable, "-m", "lab.train", "--data", str(data), "--preset", "data",
@@ -221,6 +223,8 @@ def test_checkpoint_trained_on_all_three_keeps_the_face(setup: dict) -> None:
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
+    trained = load_checkpoint(ckpt)  # named with the shipped encoder, as the steps were embedded
+    save_checkpoint(trained.model, ckpt, trained.meta, text_adapter=shipped.text_adapter)
     gate, _ = load_live_engine("eager", ckpt, _switched)
     assert set(gate.model_modalities.values()) == {"used"}
     face_i, face_w, _ = _run(gate, setup["steps"]["face"])

@@ -36,6 +36,8 @@ class Quiet:
     """Stands in for the recogniser and the word embedder (never called without speech)."""
 
     adapter_digest = adapter_digest(None)
+    dim = 384  # the base MiniLM's width, which an adapter digest of None means
+    description = "no encoder (a stand-in that is never given words)"
 
     def transcribe(self, samples, t_start_s):  # noqa: ANN001, ANN201
         return []

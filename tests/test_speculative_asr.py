@@ -24,6 +24,8 @@ from msrg.checkpoint import save_checkpoint
 from msrg.model import MSRG
 from realtime.clock import StreamClock
 from realtime.extractors import Extractors
+from realtime.extractors.asr import AsrRequest
+from realtime.extractors.asr_worker import AsrWorker
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.sources.media_file import MediaFileOptions, MediaFileSource
 from realtime.tts import silence, synthesize_speech, write_wav
@@ -55,7 +57,29 @@ class _Counting:
         return self.inner.transcribe(samples, t_start_s)
 
 
-def _run(setup: dict, extractors: Extractors, speculative: bool, paced: bool):
+class _CountingWords:
+    """Not a model stand-in: the real word embedder, with the prefixes each call had to compute
+    (those not in its cache) recorded, per call, beside the words it was given."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, []
+        inner.clear_cache()
+
+    def embed_words(self, words: list):
+        prefixes, running = [], ""
+        for w in words:
+            running = f"{running} {w.text.strip()}".strip()
+            prefixes.append(running)
+        fresh = len({p for p in prefixes if p not in self.inner._cache})
+        self.calls.append((tuple(w.text for w in words), fresh))
+        return self.inner.embed_words(words)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def _run(setup: dict, extractors: Extractors, speculative: bool, paced: bool,
+         words: _CountingWords | None = None):  # fmt: skip
     clock = StreamClock()
     source = MediaFileSource(MediaFileOptions(setup["wav"], realtime=paced), clock)
     got: list[messages.Message] = []
@@ -63,7 +87,7 @@ def _run(setup: dict, extractors: Extractors, speculative: bool, paced: bool):
     pipeline = Pipeline(
         PipelineOptions(speculative_asr=speculative), [source],
         load_engine("eager", setup["checkpoint"]),
-        Extractors(face=None, recognizer=counting, words=extractors.words),
+        Extractors(face=None, recognizer=counting, words=words or extractors.words),
         clock=clock, live=False, on_message=got.append,
     )  # fmt: skip
     pipeline.start()
@@ -87,8 +111,12 @@ def test_speculation_is_used_at_pauses_discarded_on_resumed_speech_and_changes_n
 ) -> None:
     # Paced at real time, as live audio: the pause onset comes 500 ms of audio before the pause
     # is confirmed, so the speculation is under way or done by then.
-    spec_utts, spec, spec_calls = _run(setup, extractors, speculative=True, paced=True)
-    plain_utts, plain, plain_calls = _run(setup, extractors, speculative=False, paced=False)
+    spec_words = _CountingWords(extractors.words)
+    spec_utts, spec, spec_calls = _run(setup, extractors, speculative=True, paced=True,
+                                       words=spec_words)  # fmt: skip
+    plain_words = _CountingWords(extractors.words)
+    plain_utts, plain, plain_calls = _run(setup, extractors, speculative=False, paced=False,
+                                          words=plain_words)  # fmt: skip
 
     assert len(plain_utts) == 2 and plain.speculations == 0 and plain_calls == 2
     # Identical utterances: same spans, same transcript (the words of the same audio).
@@ -103,6 +131,41 @@ def test_speculation_is_used_at_pauses_discarded_on_resumed_speech_and_changes_n
     assert spec.speculations_used >= 1
     assert spec.finals == 2 and spec.errors == 0
     assert spec_calls == spec.speculations + spec.finals - spec.speculations_used
+    # A kept speculation's words are embedded while the pause is confirmed: when a final takes
+    # them over, its own embedding finds every prefix computed (the utterance does not wait for
+    # the sentence encoder). Without speculation every final computes its prefixes.
+    finals = [w for w, _ in plain_words.calls]
+    assert [n > 0 for _, n in plain_words.calls] == [True, True]
+    # (A speculation still running when its pause is confirmed is delivered at once, without
+    # that head start; which case happens depends on the machine's load, so both may.)
+    taken_over = [n for i, (w, n) in enumerate(spec_words.calls)
+                  if w in finals and any(w == v for v, _ in spec_words.calls[:i])]  # fmt: skip
+    assert all(n == 0 for n in taken_over), spec_words.calls
+
+
+def test_a_kept_speculation_is_handed_over_before_its_final_arrives(extractors) -> None:
+    """The worker gives a speculation's words to `on_speculation` once it is kept, then delivers
+    the same words as the final, without a second Whisper pass."""
+    audio = synthesize_speech(SECOND)
+    kept: list = []
+    finals: list = []
+    ready, delivered = threading.Event(), threading.Event()
+    worker = AsrWorker(
+        _Counting(extractors.recognizer),
+        on_result=lambda r: (finals.append(r), delivered.set()),
+        on_speculation=lambda words: (kept.append(words), ready.set()),
+    )  # fmt: skip
+    worker.start()
+    try:
+        worker.submit(AsrRequest(7, 0.0, audio, final=False, speculative=True))
+        assert ready.wait(120), "the speculation was never handed over"
+        worker.submit(AsrRequest(7, 0.0, audio, final=True))
+        assert delivered.wait(120)
+    finally:
+        worker.stop()
+    assert len(kept) == 1 and "love" in _words(" ".join(w.text for w in kept[0])), kept
+    assert len(finals) == 1 and finals[0].final and finals[0].words == kept[0]
+    assert worker.stats.speculations_used == 1 and worker._recognizer.calls == 1
 
 
 def test_speculation_only_where_input_is_paced(tmp_path) -> None:

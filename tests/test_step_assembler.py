@@ -12,6 +12,7 @@ import pytest
 
 from contract import messages
 from engines import load_engine
+from msrg.checkpoint import load_checkpoint
 from realtime.device_health import DeliveryWatch
 from realtime.extractors import Extractors
 from realtime.extractors.asr import AsrResult
@@ -48,13 +49,16 @@ class EveryThirdOfASecond:
 
 
 class PrefixEmbedder:
-    """Stands in for MiniLM: word i's embedding depends on the prefix, as the causal one does."""
+    """Stands in for the sentence encoder: word i's embedding depends on the prefix, as the
+    causal one does; as wide as the shipped checkpoint's text input."""
+
+    dim = load_checkpoint(DEFAULT_CHECKPOINT).config.text_dim
 
     def embed_words(self, words: list[Word]) -> list[EmbeddedWord]:
         out, total = [], 0.0
         for w in words:
             total += w.t_start_s
-            out.append(EmbeddedWord(w, np.full(384, np.sin(total), np.float32)))
+            out.append(EmbeddedWord(w, np.full(self.dim, np.sin(total), np.float32)))
         return out
 
 

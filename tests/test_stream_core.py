@@ -5,6 +5,7 @@ import pytest
 
 from contract import messages
 from engines import load_engine
+from msrg.checkpoint import load_checkpoint
 from realtime.device_health import DeliveryWatch
 from realtime.extractors.asr import AsrResult
 from realtime.extractors.vad import SegmentEnd, SegmentStart
@@ -23,6 +24,8 @@ from realtime.stream_events import (
     WordsRecognised,
 )
 from realtime.types import EmbeddedWord, FaceObservation, SpeechProbability, VoiceFrames, Word
+
+TEXT_DIM = load_checkpoint(DEFAULT_CHECKPOINT).config.text_dim  # the shipped encoder's width
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -58,7 +61,7 @@ def words(texts: list[str], t0: float, t1: float) -> tuple[EmbeddedWord, ...]:
     rng = np.random.default_rng(0)
     return tuple(
         EmbeddedWord(Word(w, t0 + i * span, t0 + (i + 1) * span, 0.9),
-                     rng.standard_normal(384).astype(np.float32) * 0.1)
+                     rng.standard_normal(TEXT_DIM).astype(np.float32) * 0.1)
         for i, w in enumerate(texts)
     )  # fmt: skip
 

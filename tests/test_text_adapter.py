@@ -246,3 +246,22 @@ def test_recognised_transcripts_join_with_the_true_labels(tmp_path) -> None:
     }
     rows = recognised_rows(path, true_rows)
     assert rows == [{"id": "v1_1", "text": "I loved it", "label": 2.0}]
+
+
+def test_reembedding_with_a_wider_encoder_widens_the_text_block(embedder_base) -> None:
+    """A MiniLM build re-embedded with MPNet (768-d): each run gets MPNet's vector of its span,
+    and steps without words stay zero in the new width."""
+    mpnet = WordEmbedder(WordEmbedderOptions(encoder="mpnet"))
+    utterances, per_word = ["it was good", "not for me"], [2, 1, 3]
+    t, present, transcript = _steps_like_live(embedder_base, utterances, per_word)
+    wide, _, _ = _steps_like_live(mpnet, utterances, per_word)
+    split = {
+        "text": t[None], "mask": np.stack([present] * 3, 1)[None],
+        "valid": np.ones((1, len(t)), np.float32), "id": ["w_1"], "asr_text": [transcript],
+        "regression_labels": np.zeros(1, np.float32),
+    }  # fmt: skip
+    problems = reembed_split(split, Matcher(embedder_base._embed_texts), mpnet._embed_texts,
+                             "d2", dim=mpnet.dim)  # fmt: skip
+    assert problems == [] and split["text"].shape == (1, len(t), 768)
+    np.testing.assert_allclose(split["text"][0], wide, atol=2e-5)
+    assert not split["text"][0][present == 0].any()

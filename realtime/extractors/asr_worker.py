@@ -9,7 +9,9 @@ request that follows carries exactly the same audio, the kept result (or the tra
 still running) becomes the final, so the final costs no second Whisper pass and arrives up to
 `pause_ms` sooner. Any other outcome (speech resumed: `withdraw`, a newer speculation, a final
 with other audio) discards it, and the final is transcribed as usual: a final's words are always
-Whisper's words for the final's own audio.
+Whisper's words for the final's own audio. While a kept speculation waits for its final,
+`on_speculation` gets its words, so the consumer can prepare what the final will need (the
+pipeline embeds them: the final's embedding is then a cache hit).
 """
 
 from __future__ import annotations
@@ -204,6 +206,7 @@ class AsrWorker:
 
     Results go to `on_result` (called on the worker thread: keep it short and thread-safe) or,
     without a callback, into `self.results`, a bounded drop-oldest queue the consumer polls.
+    `on_speculation` (worker thread too) gets the words of a speculation kept for its final.
     """
 
     def __init__(
@@ -212,9 +215,11 @@ class AsrWorker:
         on_result: Callable[[AsrResult], None] | None = None,
         max_pending_finals: int = 8,
         poll_s: float = 0.5,
+        on_speculation: Callable[[tuple[Word, ...]], None] | None = None,
     ) -> None:
         self._recognizer = recognizer
         self._on_result = on_result
+        self._on_speculation = on_speculation
         self.results: DropOldestQueue[AsrResult] = DropOldestQueue(64)
         self.stats = AsrStats()
         self._inbox = _Inbox(max_pending_finals, self.stats)
@@ -289,6 +294,11 @@ class AsrWorker:
                 # Of the Whisper pass, only what ran after the final came in was waited for.
                 self._deliver(final, words, compute_s=t1 - max(t0, final.t_submit_s),
                               queued_s=0.0)  # fmt: skip
+            elif self._on_speculation is not None and entry.speculation.words is not None:
+                try:  # kept for a final to come: prepare for it while the pause is confirmed
+                    self._on_speculation(words)
+                except Exception:
+                    log.exception("asr: speculation callback failed")
 
     def _deliver(
         self, entry: _Entry, words: tuple[Word, ...], compute_s: float, queued_s: float,

@@ -107,7 +107,7 @@ class WordEmbedder:
 
     @property
     def description(self) -> str:
-        """E.g. 'all-MiniLM-L6-v2 with sentiment adapter 1a2b...' for logs and status."""
+        """E.g. 'all-mpnet-base-v2 with sentiment adapter 6b09...', for the log."""
         digest = self.adapter_digest
         return f"{self.encoder.model} " + (f"with sentiment adapter {digest}" if digest else "(base)")
 
