@@ -142,13 +142,13 @@ def extractors() -> str:
          f"{share['vad']:.3f}"],
         [f"speech recognition (Whisper base int8, {asr['threads']} threads)", asr["unit"],
          _f(asr["cpu_ms"]), f"{share['asr']:.2f} at {run['speech_fraction']:.0%} speech"],
-        [f"word embeddings ({rows['words'].get('encoder', 'all-MiniLM-L6-v2')})", "word",
+        [f"word embeddings ({rows['words']['encoder']})", "word",
          _f(rows["words"]["ms_per_word"]), f"{share['words']:.3f}"],
         ["**whole front half**", "", "", f"**{share['total']:.2f}**"],
     ]  # fmt: skip
     # The encoder a checkpoint may name but the shipped one does not (runs since issue 18).
     for r in run.get("words_by_encoder", {}).values():
-        if r["encoder"] != rows["words"].get("encoder"):
+        if r["encoder"] != rows["words"]["encoder"]:
             scale = share["words"] / rows["words"]["cpu_ms"] * r["cpu_ms"]
             table.insert(-1, [f"word embeddings ({r['encoder']}, not shipped)", "word",
                               _f(r["ms_per_word"]), f"{scale:.3f} (instead)"])  # fmt: skip
@@ -329,10 +329,6 @@ def profile() -> str:
     import json
 
     runs = json.loads((ROOT / "benchmarks" / "results" / "profile_stream.json").read_text())["runs"]
-    for run in runs.values():  # runs before the encoder became a checkpoint property: MiniLM
-        c = run["components"]
-        if "MiniLM" in c:
-            run["components"] = {("text encoder" if k == "MiniLM" else k): v for k, v in c.items()}
     names = list(runs)
     parts = list(runs[names[0]]["components"])
     rows = [[part, *(f"{runs[n]['components'][part]:.3f}" for n in names)] for part in parts]

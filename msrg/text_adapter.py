@@ -111,6 +111,12 @@ def adapter_encoder(adapter: dict[str, Any] | None) -> TextEncoder:
     return text_encoder(None if adapter is None else adapter.get("encoder"))
 
 
+def describe_text_model(encoder: TextEncoder, digest: str) -> str:
+    """E.g. 'all-mpnet-base-v2 with sentiment adapter 6b09...' ('(base)' for digest ''), for logs
+    and messages."""
+    return f"{encoder.model} " + (f"with sentiment adapter {digest}" if digest else "(base)")
+
+
 def _digest(factors: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> str:
     h = hashlib.sha256()
     for name in sorted(factors):

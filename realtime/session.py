@@ -135,16 +135,15 @@ def check_text_adapter(extractors: Extractors, adapter: dict | None, checkpoint:
     """The model must see text embedded as in its training: refuse extractors whose encoder
     carries another adapter than the checkpoint's (possible only when extractors are passed in).
     The adapter's digest covers its encoder: each encoder's weights have names of their own."""
-    from msrg.text_adapter import adapter_digest, adapter_encoder
+    from msrg.text_adapter import adapter_digest, adapter_encoder, describe_text_model
 
     want = adapter_digest(adapter)
     have = extractors.words.adapter_digest
     encoder = adapter_encoder(adapter)
     if have != want or extractors.words.dim != encoder.dim:
-        wanted = f"{encoder.model} " + (f"with sentiment adapter {want}" if want else "(base)")
         raise SessionError(
             f"the word embedder is {extractors.words.description} but checkpoint {checkpoint} "
-            f"was trained on {wanted}; load the extractors with "
+            f"was trained on {describe_text_model(encoder, want)}; load the extractors with "
             "Extractors.load(text_adapter=load_checkpoint(...).text_adapter)"
         )
 

@@ -26,6 +26,7 @@ from realtime.clock import StreamClock
 from realtime.extractors import Extractors
 from realtime.extractors.asr import AsrRequest
 from realtime.extractors.asr_worker import AsrWorker
+from realtime.extractors.words import prefixes
 from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.sources.media_file import MediaFileOptions, MediaFileSource
 from realtime.tts import silence, synthesize_speech, write_wav
@@ -66,11 +67,7 @@ class _CountingWords:
         inner.clear_cache()
 
     def embed_words(self, words: list):
-        prefixes, running = [], ""
-        for w in words:
-            running = f"{running} {w.text.strip()}".strip()
-            prefixes.append(running)
-        fresh = len({p for p in prefixes if p not in self.inner._cache})
+        fresh = len({p for p in prefixes(words) if p not in self.inner._cache})
         self.calls.append((tuple(w.text for w in words), fresh))
         return self.inner.embed_words(words)
 

@@ -66,6 +66,15 @@ class WordEmbedderOptions:
         return from_adapter or named or text_encoder(None)
 
 
+def prefixes(words: list[Word]) -> list[str]:
+    """The sentence word i is embedded as: "w1 ... wi" (also the key of the prefix cache)."""
+    out, running = [], ""
+    for w in words:
+        running = f"{running} {w.text.strip()}".strip()
+        out.append(running)
+    return out
+
+
 class WordEmbedder:
     """embed_words(words) -> causal per-word vectors; embed_sentence(text) -> (dim,)."""
 
@@ -108,8 +117,9 @@ class WordEmbedder:
     @property
     def description(self) -> str:
         """E.g. 'all-mpnet-base-v2 with sentiment adapter 6b09...', for the log."""
-        digest = self.adapter_digest
-        return f"{self.encoder.model} " + (f"with sentiment adapter {digest}" if digest else "(base)")
+        from msrg.text_adapter import describe_text_model
+
+        return describe_text_model(self.encoder, self.adapter_digest)
 
     @property
     def adapter_digest(self) -> str:
@@ -127,12 +137,8 @@ class WordEmbedder:
 
     def embed_words(self, words: list[Word]) -> list[EmbeddedWord]:
         """One EmbeddedWord per word; word i's vector is the embedding of words[0..i]."""
-        prefixes = []
-        running = ""
-        for w in words:
-            running = f"{running} {w.text.strip()}".strip()
-            prefixes.append(running)
-        vectors = self._embed_texts(prefixes) if prefixes else []
+        texts = prefixes(words)
+        vectors = self._embed_texts(texts) if texts else []
         return [EmbeddedWord(w, v) for w, v in zip(words, vectors)]
 
     def _embed_texts(self, texts: list[str]) -> list[np.ndarray]:
