@@ -132,6 +132,7 @@ def options_from(args: argparse.Namespace) -> SessionOptions:
     inputs = InputOptions(camera=args.camera, mic=args.mic, video=args.video, demo=args.demo,
                           realtime=args.realtime, use_mic=not args.no_mic)  # fmt: skip
     pipeline = PipelineOptions(step_hz=args.step_hz, pause_ms=args.pause_ms, duration_s=args.duration,
+                               text_hold=not args.no_text_hold,
                                partial_asr_s=args.partial_asr_s, face_hz=args.face_hz,
                                baseline_s=_baseline_seconds(args.baseline_s),
                                baseline=_baseline_file(args.baseline, args.step_hz))  # fmt: skip

@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="use the ground-truth words instead of speech recognition",
     )
+    parser.add_argument(
+        "--no-text-hold", action="store_true",
+        help="text only while a word's span overlaps a step (as checkpoints up to msrg-live.pt "
+             "were trained); default: held through gaps shorter than the pause, as live",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument(
         "--splits", nargs="+", default=None, help="only these splits (train valid test)"
@@ -68,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             segments = [s for s in segments if s.split in args.splits]
         if args.limit:
             segments = segments[: args.limit]
-        options = BuildOptions(source="tts" if args.tts else "media", transcripts=args.transcripts)
+        options = BuildOptions(source="tts" if args.tts else "media", transcripts=args.transcripts,
+                               text_hold=not args.no_text_hold)  # fmt: skip
         summary = build(
             segments, options, args.out, media_dir=args.media, workers=max(1, args.workers),
             cache_dir=args.cache, text_adapter=adapter,

@@ -58,11 +58,15 @@ class BuildOptions:
     pause_ms: float = 600.0
     max_steps: int = 600  # keep at most this many steps per segment (the last ones)
     text_adapter: str = ""  # digest of the encoder adapter words are embedded with ('' = base MiniLM)
+    # Text held through gaps between words shorter than the pause, as live (PipelineOptions).
+    text_hold: bool = True
 
     def key(self) -> str:
         fields = asdict(self)
         if not fields["text_adapter"]:  # the base encoder keeps the keys caches had before
             del fields["text_adapter"]
+        if not fields["text_hold"]:  # as do features built without the hold
+            del fields["text_hold"]
         if not self.transcripts:  # recognised words depend on Whisper's audio context
             from realtime.extractors.asr import AsrOptions
 
@@ -216,7 +220,7 @@ def build_one(args: tuple[Segment, BuildOptions, str | None, str]) -> tuple[str,
         result = extract(
             records, _EXTRACTORS, has_video=has_video, has_audio=has_audio,
             step_hz=options.step_hz, pause_ms=options.pause_ms,
-            transcript=seg.text if options.transcripts else None,
+            transcript=seg.text if options.transcripts else None, text_hold=options.text_hold,
         )  # fmt: skip
     except Exception as exc:  # one bad file is reported and skipped, never the whole build
         return seg.id, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

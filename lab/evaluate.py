@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         help="feature cache folder (default: next to the label file's build)",
     )
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--no-text-hold", action="store_true",
+        help="build features without holding text through gaps between words (as before)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
@@ -112,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         if not wanted:
             raise DatasetError(f"{args.labels} has no rows of split '{args.split}'")
         options = BuildOptions(
-            source="media" if args.media else "tts", transcripts=args.transcripts
-        )
+            source="media" if args.media else "tts", transcripts=args.transcripts,
+            text_hold=not args.no_text_hold,
+        )  # fmt: skip
         loaded = load_checkpoint(args.checkpoint)
         # Words are embedded with the checkpoint's encoder and adapter, as live and in training.
         text_adapter = loaded.text_adapter

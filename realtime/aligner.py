@@ -6,6 +6,9 @@ delivered past its end (or a modality is late, see `pull`). Pooling per step:
   visual: mean of the features of frames with a face; present if any frame in the step had one;
   audio:  mean of the voice descriptor frames; present if voice activity was detected in the step;
   text:   the causal embedding of the last word whose span overlaps the step; present if any does.
+          With `text_hold_s` > 0, a step in a gap between words keeps the last word that ended
+          less than `text_hold_s` before the step starts (the words heard so far, until a pause
+          that long; see docs/model.md).
 Words arrive late (speech recognition runs off the step path). A step is *final* once text is
 settled up to its end (`set_text_final_until`); until then a pull reports emitted steps whose
 text changed so the caller can re-run the model over that provisional tail.
@@ -54,6 +57,9 @@ class AlignerOptions:
     expect_audio: bool = True
     speech_threshold: float = 0.5  # VAD probability that marks a step's audio as present
     late_after_s: float = math.inf  # a modality this late no longer holds a step back (pull)
+    # Text stays present this long after a word ends (0: only while a word's span overlaps the
+    # step). Live and in dataset builds: the pause (PipelineOptions.text_hold, BuildOptions).
+    text_hold_s: float = 0.0
     text_dim: int = LIVE_TEXT_DIM
     audio_dim: int = LIVE_AUDIO_DIM
     visual_dim: int = LIVE_VISUAL_DIM
@@ -65,6 +71,8 @@ class AlignerOptions:
             raise ValueError("the aligner needs audio, video or both")
         if not self.late_after_s >= 0:
             raise ValueError(f"late_after_s must be >= 0 s, got {self.late_after_s}")
+        if not (math.isfinite(self.text_hold_s) and self.text_hold_s >= 0):
+            raise ValueError(f"text_hold_s must be >= 0 s, got {self.text_hold_s}")
 
     @property
     def hop_s(self) -> float:
@@ -197,12 +205,20 @@ class Aligner(Stage[AlignerEvent]):
 
     # ------------------------------------------------------------------ outputs
     def _text_for(self, t0: float, t1: float) -> tuple[np.ndarray, bool]:
+        """The last word overlapping [t0, t1), else (with a hold) the last word that ended less
+        than text_hold_s before t0."""
         chosen = None
+        held = None
         for i, w in enumerate(self._words):
             if w.word.t_start_s >= t1:
                 break
             if w.word.t_end_s > t0:
                 chosen = i
+            elif w.word.t_end_s > t0 - self.options.text_hold_s and (
+                held is None or w.word.t_end_s >= self._words[held].word.t_end_s
+            ):
+                held = i
+        chosen = held if chosen is None else chosen
         if chosen is None:
             return np.zeros(self.options.text_dim, np.float32), False
         return self._words[chosen].embedding, True
@@ -300,7 +316,8 @@ class Aligner(Stage[AlignerEvent]):
             (e.t_start_s for e in self._emitted.values()),
             default=min(self._text_final_until_s, unbuilt_s),
         )
-        self._words = [w for w in self._words if w.word.t_end_s > horizon - 1e-9]
+        keep_after = horizon - self.options.text_hold_s - 1e-9  # a held word still counts
+        self._words = [w for w in self._words if w.word.t_end_s > keep_after]
         return done
 
     @property

@@ -39,11 +39,14 @@ def add_model_flags(group, engines: tuple[str, ...], default_engine: str) -> Non
 
 
 def add_timing_flags(group) -> None:  # noqa: ANN001
-    """--duration, --pause-ms, --step-hz."""
+    """--duration, --pause-ms, --no-text-hold, --step-hz."""
     group.add_argument("--duration", type=float, metavar="SECONDS",
                        help="stop after this much stream time")  # fmt: skip
     group.add_argument("--pause-ms", type=float, default=600.0,
                        help="silence that closes an utterance (default 600)")  # fmt: skip
+    group.add_argument("--no-text-hold", action="store_true",
+                       help="words count only while spoken, not through gaps shorter than "
+                            "--pause-ms (as the shipped checkpoint was trained)")  # fmt: skip
     group.add_argument("--step-hz", type=float, default=10.0,
                        help="model time steps per second (default 10)")  # fmt: skip
 

@@ -298,7 +298,7 @@ def options_from(args: argparse.Namespace) -> MultiOptions:
                                  insecure=args.insecure),
         record_dir=args.record,
         pipeline=PipelineOptions(step_hz=args.step_hz, pause_ms=args.pause_ms,
-                                 duration_s=args.duration),
+                                 duration_s=args.duration, text_hold=not args.no_text_hold),
         max_wait_s=args.max_wait_ms / 1000.0,
     )  # fmt: skip
 

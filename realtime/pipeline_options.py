@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 class PipelineOptions:
     step_hz: float = 10.0
     pause_ms: float = 600.0
+    # Text stays present through a gap between words shorter than the pause: a step means the
+    # estimate from everything heard so far in the utterance (docs/model.md). False: text only
+    # while a word's span overlaps the step, as every checkpoint up to msrg-live.pt was trained.
+    text_hold: bool = True
     duration_s: float | None = None  # stop after this much stream time
     late_after_s: float = 0.5  # a modality this late no longer holds a step back (live only)
     partial_asr_s: float = 0.0  # transcribe a growing segment every so often (0: finals only)
@@ -40,6 +44,10 @@ class PipelineOptions:
     session: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     baseline_s: float = 20.0  # seconds of face and of speech for the per-person baseline (0: off)
     baseline: dict | None = None  # a saved baseline (baseline.json) to use instead of measuring
+
+    @property
+    def text_hold_s(self) -> float:
+        return self.pause_ms / 1000.0 if self.text_hold else 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.step_hz) and 0 < self.step_hz <= 100):

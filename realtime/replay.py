@@ -78,17 +78,19 @@ def audio_blocks(
 def extract(
     records, extractors: Extractors, *, has_video: bool, has_audio: bool,
     step_hz: float = 10.0, pause_ms: float = 600.0, transcript: str | None = None,
-    face_hz: float | None = None,
+    face_hz: float | None = None, text_hold: bool = True,
 ) -> ReplayFeatures:  # fmt: skip
     """Features of an iterable of VideoFrame / AudioBlock records in capture order.
 
     transcript: use these words instead of speech recognition (a ground-truth transcript), spread
     evenly over the detected speech, to measure what recognition errors cost. face_hz: face
-    analyses per second as in the live pipeline (None: the step rate).
+    analyses per second as in the live pipeline (None: the step rate). text_hold: text stays
+    present through gaps between words shorter than the pause, as live (PipelineOptions.text_hold).
     """
     steps = StepAssembler(
         AlignerOptions(step_hz=step_hz, expect_video=has_video, expect_audio=has_audio,
-                       text_dim=extractors.words.dim)
+                       text_dim=extractors.words.dim,
+                       text_hold_s=pause_ms / 1000.0 if text_hold else 0.0)
     )  # fmt: skip
     sampler = None
     if has_video and extractors.face is not None:

@@ -76,6 +76,7 @@ class StreamCore:
         self.steps = StepAssembler(AlignerOptions(
             step_hz=o.step_hz, expect_video=inputs.has_video, expect_audio=inputs.has_audio,
             late_after_s=o.late_after_s, text_dim=engine.config.text_dim,
+            text_hold_s=o.text_hold_s,
         ))  # fmt: skip
         self.runner = StepRunner(engine)
         baseline = (

@@ -148,6 +148,52 @@ def test_settled_words_of_steps_not_yet_built_are_kept():
     assert [s.seq for s in al.pull().new if s.present[0]] == [5, 6]
 
 
+def _spoken(hold_s: float, words, until_s: float = 2.0) -> list[StepFeatures]:
+    """Steps of `until_s` seconds of voice with `words` recognised (final) over all of it."""
+    al = Aligner(AlignerOptions(step_hz=10, expect_video=False, text_hold_s=hold_s))
+    al.push(said(0.0, until_s, words, final=True))
+    al.set_text_final_until(until_s)
+    al.push(VoiceAnalysed(voice(0.0, int(until_s * 100)), avail_s=until_s))
+    return list(al.pull().new)
+
+
+def test_text_is_held_through_gaps_shorter_than_the_hold():
+    """With a hold, a step between two words keeps the words heard so far, and text ends a hold
+    after the last word: the step means "everything heard so far" until a pause that long."""
+    words = [word("so", 0.12, 0.31, 0.5), word("good", 0.62, 0.81, 0.7)]
+    plain = _spoken(0.0, words)
+    assert [s.seq for s in plain if s.present[0]] == [1, 2, 3, 6, 7, 8]
+    held = _spoken(0.6, words)
+    # A step ending at 0.81 s plus a hold of 0.6 s: steps starting before 1.41 s have text.
+    assert [s.seq for s in held if s.present[0]] == list(range(1, 15))
+    assert all(np.allclose(held[k].text, 0.5) for k in (4, 5))  # the gap: the first word's
+    assert all(np.allclose(held[k].text, 0.7) for k in range(6, 15))
+    assert all(not held[k].present[0] and not held[k].text.any() for k in (0, 15, 19))
+    # What a word overlaps is unchanged by the hold.
+    assert all(np.array_equal(held[k].text, plain[k].text) for k in (1, 2, 3, 6, 7, 8))
+
+
+def test_a_held_word_outlives_the_pruning_of_settled_words():
+    """Words entirely before the settled horizon are dropped, but not while a later step may
+    still hold them: steps built after the words settled get the same text as built at once."""
+    words = [word("fine", 0.12, 0.31, 0.5)]
+    al = Aligner(AlignerOptions(step_hz=10, expect_video=False, text_hold_s=0.6))
+    al.push(said(0.0, 2.0, words, final=True))
+    al.set_text_final_until(2.0)
+    al.push(VoiceAnalysed(voice(0.0, 40), avail_s=0.4))
+    first = al.pull().new
+    al.push(VoiceAnalysed(voice(0.4, 160), avail_s=2.0))
+    steps = list(first) + list(al.pull().new)
+    at_once = _spoken(0.6, words)
+    assert [s.present[0] for s in steps] == [s.present[0] for s in at_once]
+    assert [s.seq for s in steps if s.present[0]] == list(range(1, 10))  # 0.31 + 0.6 > 0.9
+
+
+def test_the_hold_must_be_a_duration():
+    with pytest.raises(ValueError, match="text_hold_s"):
+        AlignerOptions(text_hold_s=-0.1)
+
+
 def test_flush_builds_every_step_up_to_the_stream_end():
     al = Aligner(AlignerOptions(step_hz=10))
     al.push(FaceAnalysed(face(0.0), avail_s=0.0))

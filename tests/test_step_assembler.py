@@ -113,6 +113,35 @@ def test_replay_hands_its_assembler_the_pipelines_events(replayed) -> None:
     assert 0 < sum(s.present[2] for s in steps) < len(steps)
 
 
+class ShortWordsWithGaps:
+    """Stands in for Whisper: a 0.1 s word every 0.4 s of the segment, so 0.3 s gaps (shorter
+    than the 0.6 s pause) separate the words, as commas and breaths do in real speech."""
+
+    def transcribe(self, samples: np.ndarray, t_start_s: float) -> list[Word]:
+        n = int(len(samples) / 16000 / 0.4)
+        return [Word(f"w{i}", t_start_s + 0.4 * i, t_start_s + 0.4 * i + 0.1, 0.9)
+                for i in range(n)]  # fmt: skip
+
+
+def _text_runs(text_hold: bool) -> int:
+    """Runs of steps with text in the replay of one sentence whose words have gaps between them."""
+    signal = np.concatenate([silence(0.5), synthesize_speech("what a lovely day it is"),
+                             silence(0.8)])  # fmt: skip
+    extractors = Extractors(BlinkingFace(), ShortWordsWithGaps(), PrefixEmbedder())  # type: ignore[arg-type]
+    steps = extract(capture_order(signal), extractors, has_video=True, has_audio=True,
+                    text_hold=text_hold).steps  # fmt: skip
+    text = np.array([s.present[0] for s in steps], int)
+    return len(np.flatnonzero(np.diff(np.concatenate([[0], text, [0]])))) // 2
+
+
+def test_text_is_held_through_the_pauses_within_an_utterance() -> None:
+    """PipelineOptions.text_hold (on by default, as live): from the first word of an utterance to
+    its last every step has text, where without the hold the gaps between words leave steps
+    without any."""
+    assert _text_runs(text_hold=False) > 3
+    assert _text_runs(text_hold=True) == 1
+
+
 def test_replay_steps_equal_the_final_steps_of_the_stream_core(replayed) -> None:
     steps, events = replayed
     engine = load_engine("eager", DEFAULT_CHECKPOINT)

@@ -97,8 +97,10 @@ def test_a_sentence_gives_provisional_then_final_steps_and_one_utterance(engine)
     assert sorted(m.seq for m in finals) == list(range(20))  # every step final exactly once
     revised = [m for m in steps if m.revision > 0]
     assert {m.seq for m in revised} >= set(range(6, 13))  # words arrived: speech steps re-ran
-    assert all(m.present.text for m in finals if 6 <= m.seq < 14)
-    assert not any(m.present.text for m in finals if m.seq < 6 or m.seq >= 14)
+    # The words span 0.6-1.4 s; they are held through the 0.6 s that follow (text_hold), so
+    # steps up to the stream's end at 2.0 s have text and none before the first word.
+    assert all(m.present.text for m in finals if 6 <= m.seq < 20)
+    assert not any(m.present.text for m in finals if m.seq < 6)
     (utt,) = kinds(sent, messages.UtteranceMessage)
     assert utt.transcript == "what a lovely day"
     assert (utt.t_start, utt.t_end) == (0.5, 1.5)
