@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     print_table(["mode", "clip s", "x realtime", "step p50 ms", "p95", "p99", "utt p50 ms", "utt p95",
                  "CPU cores", "utterances"], rows)  # fmt: skip
-    path = write_result("pipeline", {"peak_memory_mb": round(peak_mb), "results": results},
+    # text_hold: words held through gaps shorter than the pause (PipelineOptions' default).
+    path = write_result("pipeline", {"peak_memory_mb": round(peak_mb), "results": results,
+                                     "text_hold": PipelineOptions().text_hold},
                         checkpoint=described, engine="onnx", threads=1)  # fmt: skip
     print_table(["mode", "saturated %", "jitter", "sign agree %", "decided", "speech steps"],
                 [[mode, round(100 * r["curve"].get("saturation", float("nan")), 1),

@@ -44,7 +44,9 @@ def provenance(run: dict) -> str:
     """One italic line: when, where, how loaded, which commit and checkpoint."""
     m = run.get("machine", {})
     gpu = m.get("gpu", "none")
-    where = f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {'no GPU' if gpu == 'none' else gpu}"
+    isa = f" ({m['isa']})" if m.get("isa") else ""  # recorded since 2026-12-07
+    where = (f"{m.get('cpu', '?')}{isa}, {m.get('cores', '?')} cores, "
+             f"{'no GPU' if gpu == 'none' else gpu}")  # fmt: skip
     ckpt = run.get("checkpoint")
     what = ""
     if isinstance(ckpt, dict):
@@ -180,12 +182,17 @@ def pipeline() -> str:
             step = (f"{s['p50']:.0f} / {s['p95']:.0f} / {s['p99']:.0f}" if mode == "realtime"
                     else "(queueing)")  # fmt: skip
             utt = f"{u['p50']:.0f} / {u['p95']:.0f}" if u and mode == "realtime" else "-"
+            c = r.get("curve")  # runs before issue 18 did not measure it
+            curve = (f"{100 * c['saturation']:.1f} / {c['jitter']:.3f} / "
+                     f"{100 * c['sign_agreement']:.0f} ({c['decided']:.0f})" if c else "-")  # fmt: skip
+            if run.get("text_hold") is False:  # a run with the words held only while spoken
+                mode += ", no text hold"
             rows.append([run.get("date", "?")[:10], mode, step, utt,
-                         f"{r['speed_x_realtime']:.2f}x", f"{r['cpu_cores_used']:.2f}",
+                         f"{r['speed_x_realtime']:.2f}x", f"{r['cpu_cores_used']:.2f}", curve,
                          _load(run)])  # fmt: skip
     return (_table(["date", "mode", "step latency p50 / p95 / p99 ms",
                     "utterance latency after the pause p50 / p95 ms", "speed", "CPU cores",
-                    "load"], rows)  # fmt: skip
+                    "curve: saturated % / jitter / sign agree % (of)", "load"], rows)  # fmt: skip
             + "\n\nLatest run: " + provenance(runs[-1]))
 
 
