@@ -142,6 +142,21 @@ def test_text_is_held_through_the_pauses_within_an_utterance() -> None:
     assert _text_runs(text_hold=True) == 1
 
 
+@pytest.mark.parametrize("entry", ["main", "multi"])
+def test_the_hold_is_the_pause_unless_turned_off_on_the_command_line(entry: str) -> None:
+    import main
+    from realtime import multi
+
+    module, demo = (main, ["--demo"]) if entry == "main" else (multi, ["--demo", "1"])
+
+    def pipeline(*flags: str) -> PipelineOptions:
+        return module.options_from(module.build_parser().parse_args(demo + list(flags))).pipeline
+
+    held, plain = pipeline("--pause-ms", "800"), pipeline("--no-text-hold")
+    assert (held.text_hold, held.text_hold_s) == (True, 0.8)
+    assert (plain.text_hold, plain.text_hold_s) == (False, 0.0)
+
+
 def test_replay_steps_equal_the_final_steps_of_the_stream_core(replayed) -> None:
     steps, events = replayed
     engine = load_engine("eager", DEFAULT_CHECKPOINT)
