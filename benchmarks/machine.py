@@ -38,8 +38,8 @@ def cpu_model() -> str:
 
 def vector_isa() -> str:
     """The widest x86 vector extension the CPU reports ('avx512', 'avx2', ...; '' if unknown).
-    "AMD EPYC, 2 cores" has named machines whose matrix kernels ran twice as fast as others'
-    (Whisper's real-time factor 0.16 against 0.43), so a run records this beside the model."""
+    Two hosts that both call themselves "AMD EPYC", 2 cores, ran Whisper at a real-time factor
+    of 0.16 and 0.43; a run records this so that such hosts can be told apart."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("flags"):
