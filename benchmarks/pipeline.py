@@ -60,11 +60,14 @@ def demo_curve(got: list[messages.Message]) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in metrics.items()}
 
 
-def run_mode(mode: str, clip: Path, checkpoint: Path, extractors: Extractors, port: int) -> dict:
+def run_mode(
+    mode: str, clip: Path, checkpoint: Path, extractors: Extractors, port: int,
+    pipeline: PipelineOptions,
+) -> dict:  # fmt: skip
     inputs = InputOptions(video=clip, realtime=mode == "realtime")
     options = SessionOptions(
         inputs=inputs, engine="onnx", checkpoint=checkpoint,
-        publish=PublisherOptions(endpoint=f"tcp://127.0.0.1:{port}"), pipeline=PipelineOptions(),
+        publish=PublisherOptions(endpoint=f"tcp://127.0.0.1:{port}"), pipeline=pipeline,
     )  # fmt: skip
     session = Session(options, extractors=extractors)
     got: list[messages.Message] = []
@@ -97,7 +100,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--modes", nargs="+", default=["realtime", "fast"])
+    parser.add_argument("--no-text-hold", action="store_true",
+                        help="words count only while spoken (PipelineOptions.text_hold=False)")  # fmt: skip
     args = parser.parse_args(argv)
+    pipeline = PipelineOptions(text_hold=not args.no_text_hold)
     native_heap.limit_arenas()  # as main.py does, before threads start
     torch.set_num_threads(1)
     start_run()
@@ -114,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         extractors = Extractors.for_checkpoint(checkpoint)
         results = {}
         for i, mode in enumerate(args.modes):
-            results[mode] = run_mode(mode, clip, checkpoint, extractors, 5610 + i)
+            results[mode] = run_mode(mode, clip, checkpoint, extractors, 5610 + i, pipeline)
     rows = []
     for mode, r in results.items():
         u = r["utterance_latency_ms"] or {"p50": "-", "p95": "-"}
@@ -127,9 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     print_table(["mode", "clip s", "x realtime", "step p50 ms", "p95", "p99", "utt p50 ms", "utt p95",
                  "CPU cores", "utterances"], rows)  # fmt: skip
-    # text_hold: words held through gaps shorter than the pause (PipelineOptions' default).
+    # text_hold: words held through gaps shorter than the pause (the default; --no-text-hold).
     path = write_result("pipeline", {"peak_memory_mb": round(peak_mb), "results": results,
-                                     "text_hold": PipelineOptions().text_hold},
+                                     "text_hold": pipeline.text_hold},
                         checkpoint=described, engine="onnx", threads=1)  # fmt: skip
     print_table(["mode", "saturated %", "jitter", "sign agree %", "decided", "speech steps"],
                 [[mode, round(100 * r["curve"].get("saturation", float("nan")), 1),

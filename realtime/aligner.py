@@ -74,6 +74,11 @@ class AlignerOptions:
         if not (math.isfinite(self.text_hold_s) and self.text_hold_s >= 0):
             raise ValueError(f"text_hold_s must be >= 0 s, got {self.text_hold_s}")
 
+    @staticmethod
+    def hold_for(pause_ms: float, text_hold: bool) -> float:
+        """text_hold_s for a pipeline: the pause that closes an utterance, or 0 without a hold."""
+        return pause_ms / 1000.0 if text_hold else 0.0
+
     @property
     def hop_s(self) -> float:
         return 1.0 / self.step_hz

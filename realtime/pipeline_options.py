@@ -6,6 +6,8 @@ import math
 import uuid
 from dataclasses import dataclass, field
 
+from realtime.aligner import AlignerOptions
+
 
 @dataclass(frozen=True)
 class PipelineOptions:
@@ -47,7 +49,7 @@ class PipelineOptions:
 
     @property
     def text_hold_s(self) -> float:
-        return self.pause_ms / 1000.0 if self.text_hold else 0.0
+        return AlignerOptions.hold_for(self.pause_ms, self.text_hold)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.step_hz) and 0 < self.step_hz <= 100):

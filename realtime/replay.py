@@ -90,7 +90,7 @@ def extract(
     steps = StepAssembler(
         AlignerOptions(step_hz=step_hz, expect_video=has_video, expect_audio=has_audio,
                        text_dim=extractors.words.dim,
-                       text_hold_s=pause_ms / 1000.0 if text_hold else 0.0)
+                       text_hold_s=AlignerOptions.hold_for(pause_ms, text_hold))
     )  # fmt: skip
     sampler = None
     if has_video and extractors.face is not None:
