@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from msrg.text_form import TEXT_FORM
+
 log = logging.getLogger(__name__)
 
 BUILDER_VERSION = 2  # 2: one face analysis per step, as live
@@ -67,6 +69,7 @@ class BuildOptions:
             del fields["text_adapter"]
         if not fields["text_hold"]:  # as do features built without the hold
             del fields["text_hold"]
+        fields["text_form"] = TEXT_FORM  # how words are written for the encoder (msrg.text_form)
         if not self.transcripts:  # recognised words depend on Whisper's audio context
             from realtime.extractors.asr import AsrOptions
 

@@ -28,6 +28,7 @@ import torch
 from msrg.metrics import regression_metrics
 from msrg.text_adapter import adapter_from, insert_low_rank
 from msrg.text_encoders import DEFAULT_ENCODER, ENCODERS, text_encoder
+from msrg.text_form import transcript_form
 
 log = logging.getLogger("lab.tune_text")
 
@@ -111,9 +112,11 @@ def tune(
         ],
         weight_decay=0.01,
     )
-    texts = [r["text"] for r in train]
+    # The encoder reads words in its training transcripts' form, live and here (msrg.text_form).
+    texts = [transcript_form(r["text"]) for r in train]
     labels = torch.tensor([float(r["label"]) for r in train])
-    held_texts, held_y = [r["text"] for r in held], np.array([float(r["label"]) for r in held])
+    held_texts = [transcript_form(r["text"]) for r in held]
+    held_y = np.array([float(r["label"]) for r in held])
     best = (float("inf"), None, -1)
     history = []
     gen = torch.Generator().manual_seed(options.seed)

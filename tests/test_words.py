@@ -71,3 +71,28 @@ def test_missing_package_is_one_line(monkeypatch) -> None:
     with pytest.raises(TextModelError) as info:
         minilm_model_dir()
     assert "\n" not in str(info.value) and "pip install no-such-minilm" in str(info.value)
+
+
+def test_recognised_words_are_read_in_the_transcripts_form(embedder: WordEmbedder) -> None:
+    # Whisper writes capitals, punctuation and apostrophes; the training transcripts do not.
+    embedder.clear_cache()
+    heard = embedder.embed_words(as_words("Honestly, I didn't like it."))
+    written = embedder.embed_words(as_words("honestly i didnt like it"))
+    assert [e.word.text for e in heard][-1] == "it."  # what people are shown is kept
+    for a, b in zip(heard, written):
+        np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-5)
+    np.testing.assert_allclose(
+        embedder.embed_sentence("Honestly, I didn't like it."), written[-1].embedding, atol=1e-5
+    )
+    # Without the rule the punctuation would reach the encoder and move the vector.
+    raw = embedder._embed_texts(["Honestly, I didn't like it."])[0]
+    assert not np.allclose(raw, written[-1].embedding, atol=1e-3)
+
+
+def test_a_word_of_punctuation_alone_adds_nothing(embedder: WordEmbedder) -> None:
+    out = embedder.embed_words(as_words("- great - day"))
+    assert np.linalg.norm(out[0].embedding) == pytest.approx(1.0, abs=1e-5)  # never empty text
+    np.testing.assert_array_equal(out[1].embedding, out[2].embedding)  # "great" both times
+    np.testing.assert_allclose(
+        out[3].embedding, embedder.embed_words(as_words("great day"))[1].embedding, atol=1e-5
+    )

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from msrg.text_encoders import TextEncoder, UnknownEncoderError, text_encoder
+from msrg.text_form import transcript_form
 from realtime.extractors.text_weights import TextModelError, encoder_model_dir
 from realtime.types import EmbeddedWord, Word
 
@@ -66,12 +67,19 @@ class WordEmbedderOptions:
         return from_adapter or named or text_encoder(None)
 
 
+def encoder_text(text: str) -> str:
+    """What the encoder reads for `text`: its training transcripts' form (msrg.text_form), or the
+    stripped text itself when nothing of it is left (a word of punctuation alone)."""
+    return transcript_form(text) or text.strip()
+
+
 def prefixes(words: list[Word]) -> list[str]:
-    """The sentence word i is embedded as: "w1 ... wi" (also the key of the prefix cache)."""
+    """The sentence word i is embedded as: "w1 ... wi", each word in the training transcripts'
+    form (msrg.text_form); also the key of the prefix cache."""
     out, running = [], ""
     for w in words:
-        running = f"{running} {w.text.strip()}".strip()
-        out.append(running)
+        running = f"{running} {transcript_form(w.text)}".strip()
+        out.append(running or encoder_text(w.text))
     return out
 
 
@@ -129,8 +137,9 @@ class WordEmbedder:
         return adapter_digest(self.options.adapter)
 
     def embed_sentence(self, text: str) -> np.ndarray:
-        """(dim,) float32, L2-normalised; zeros for empty text (no words: the text is absent)."""
-        text = text.strip()
+        """(dim,) float32, L2-normalised, of `text` in the training transcripts' form; zeros for
+        empty text (no words: the text is absent)."""
+        text = encoder_text(text)
         if not text:
             return np.zeros(self.dim, dtype=np.float32)
         return self._embed_texts([text])[0]
