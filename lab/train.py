@@ -26,7 +26,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from msrg.checkpoint import CheckpointError, check_feature_dims, save_checkpoint
+from msrg.checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    check_feature_dims,
+    load_checkpoint,
+    save_checkpoint,
+)
 from msrg.config import MODALITIES, MSRGConfig, preset
 from msrg.curve import curve_metrics, format_curve_table, speech_curves
 from msrg.data import DataFormatError, SequenceSet, concat_sets, load_mmsa
@@ -174,14 +180,27 @@ def step_terms(
     return total
 
 
-def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOptions) -> TrainResult:
+def train(
+    config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOptions,
+    init: MSRG | None = None,
+) -> TrainResult:  # fmt: skip
+    """Train on splits["train"], keep the epoch with the lowest SIM MAE on splits["valid"].
+
+    init: a trained model to continue from (fine-tuning). Its weights and its feature
+    normalisation are kept (the weights were learned on that scale), and it is scored on valid as
+    epoch 0: when no epoch beats it, the result is the model it started from."""
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
     if options.threads:
         torch.set_num_threads(options.threads)
     train_set, valid_set = splits["train"], splits["valid"]
     model = MSRG(config)
-    fit_normalisation(model, train_set)
+    if init is None:
+        fit_normalisation(model, train_set)
+    else:
+        if init.config != config:
+            raise ValueError("the model to continue from has another architecture than config")
+        model.load_state_dict(init.state_dict())
     ulf = [p for n, p in model.named_parameters() if n.startswith("ulf_")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("ulf_")]
     opt = torch.optim.Adam(
@@ -192,6 +211,13 @@ def train(config: MSRGConfig, splits: dict[str, SequenceSet], options: TrainOpti
     loss_fn = torch.nn.L1Loss() if options.loss == "l1" else torch.nn.MSELoss()
     best_mae, best_epoch, best_state = math.inf, -1, None
     history = []
+    if init is not None:
+        model.eval()
+        start = regression_metrics(predict(model, valid_set)["final"], valid_set.labels)
+        history.append({"epoch": 0, **{f"valid_{k}": v for k, v in start.items()}})
+        log.info("epoch 0 (the model continued from): valid MAE %.4f", start["mae"])
+        best_mae, best_epoch = start["mae"], 0
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     for epoch in range(1, options.epochs + 1):
         model.train()
         bar = tqdm(
@@ -271,6 +297,22 @@ def load_splits(paths: list[str]) -> dict[str, SequenceSet]:
     return {name: concat_sets([f[name] for f in per_file]) for name in names}
 
 
+def _continued_from(
+    args: argparse.Namespace, splits: dict[str, SequenceSet], text_adapter: dict | None
+) -> tuple[LoadedCheckpoint, dict | None]:
+    """The checkpoint --init names, checked against the data and the other flags; and the text
+    adapter to store (the checkpoint's: its data must be embedded the same way)."""
+    if args.d_model or args.window or args.dropout is not None:
+        raise ValueError("--d-model, --window and --dropout cannot change a model given by --init")
+    init = load_checkpoint(args.init)
+    check_feature_dims(init.config, splits["train"].dims, str(args.init), " + ".join(args.data))
+    if text_adapter is not None and adapter_digest(text_adapter) != adapter_digest(
+        init.text_adapter
+    ):
+        raise ValueError(f"--text-adapter differs from the adapter {args.init} was trained with")
+    return init, init.text_adapter
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lab.train", description=__doc__.splitlines()[0]
@@ -298,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=None, help="override the JCAF window (steps)")
     parser.add_argument("--dropout", type=float, default=None, help="override the preset's dropout")
     parser.add_argument(
+        "--init", type=Path, default=None,
+        help="a checkpoint to continue training from (fine-tuning): its architecture, feature "
+             "normalisation and text adapter are kept; it counts as epoch 0 for selection",
+    )  # fmt: skip
+    parser.add_argument(
         "--text-adapter", type=Path, default=None,
         help="the encoder adapter (lab.tune_text) the data's text was embedded with; "
              "stored in the checkpoint (it names its encoder) so live extraction embeds text "
@@ -315,22 +362,28 @@ def main(argv: list[str] | None = None) -> int:
             config = replace(config, dropout=args.dropout)
         options = TrainOptions(**{f: getattr(args, f) for f in CLI_FIELDS})
         splits = load_splits(args.data)
-        if args.preset == "data":
+        text_adapter = load_adapter(args.text_adapter) if args.text_adapter else None
+        init = None
+        if args.init:  # the architecture is the checkpoint's, whatever the preset says
+            init, text_adapter = _continued_from(args, splits, text_adapter)
+            config = init.config
+        elif args.preset == "data":
             dims = splits["train"].dims
             config = config.with_dims(dims["text"], dims["audio"], dims["visual"])
-        check_feature_dims(
-            config, splits["train"].dims, f"preset '{args.preset}'", " + ".join(args.data)
-        )
-        text_adapter = load_adapter(args.text_adapter) if args.text_adapter else None
+        if init is None:
+            check_feature_dims(
+                config, splits["train"].dims, f"preset '{args.preset}'", " + ".join(args.data)
+            )
         check_data_adapter(splits, adapter_digest(text_adapter), " + ".join(args.data))
     except (DataFormatError, CheckpointError, AdapterError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     started = time.time()
-    result = train(config, splits, options)
+    result = train(config, splits, options, init=init.model if init else None)
     out = Path(args.out)
     meta = {
         "data": [str(d) for d in args.data], "preset": args.preset, "options": asdict(options),
+        **({"init": {"path": str(init.path), "digest": init.digest}} if init else {}),
         "best_epoch": result.best_epoch, "metrics": json_safe(result.metrics),
         "trained_s": round(time.time() - started, 1),
         # Which modalities the model learned from; live use masks the others (msrg/modalities.py).

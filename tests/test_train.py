@@ -3,6 +3,7 @@
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -128,3 +129,47 @@ def test_bad_step_loss_options_fail_clearly():
         TrainOptions(aux_target="last")
     with pytest.raises(ValueError, match="smooth weight"):
         TrainOptions(smooth_weight=-1.0)
+
+
+def test_continuing_from_a_model_keeps_it_when_no_epoch_beats_it(tmp_path):
+    """Fine-tuning (--init): the start is scored as epoch 0 and kept, with its normalisation,
+    when training only makes it worse (here a learning rate far too large)."""
+    import torch
+
+    path = make_synthetic_mmsa(tmp_path / "syn.pkl", dims=(12, 5, 6), steps=12, sizes=(192, 64, 64))
+    splits = load_mmsa(path)
+    config = MSRGConfig(text_dim=12, audio_dim=5, visual_dim=6, d_model=32, window=4, ulf_hidden=16)
+    start = train(config, splits, TrainOptions(epochs=6, batch_size=32, progress=False)).model
+    shifted = {s: replace(d, text=d.text + 5.0) for s, d in splits.items()}  # other feature scale
+    bad = TrainOptions(epochs=1, batch_size=32, lr=50.0, grad_clip=0.0, progress=False)
+    result = train(config, shifted, bad, init=start)
+    assert [h["epoch"] for h in result.history] == [0, 1]
+    assert result.history[1]["valid_mae"] > result.history[0]["valid_mae"]
+    assert result.best_epoch == 0
+    for name, value in start.state_dict().items():  # weights and normalisation buffers alike
+        assert torch.equal(result.model.state_dict()[name], value), name
+    with pytest.raises(ValueError, match="architecture"):
+        train(replace(config, d_model=16), splits, bad, init=start)
+
+
+def test_cli_continues_from_a_checkpoint(tmp_path):
+    path = make_synthetic_mmsa(tmp_path / "syn.pkl", dims=(12, 5, 6), steps=8, sizes=(32, 16, 16))
+    first, second = tmp_path / "first.pt", tmp_path / "second.pt"
+    base = [sys.executable, "-m", "lab.train", "--data", str(path), "--epochs", "1"]
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*base, "--threads", "1", *extra], capture_output=True, text=True, timeout=120
+        )
+
+    assert run("--preset", "data", "--d-model", "16", "--out", str(first)).returncode == 0
+    done = run("--init", str(first), "--lr", "1e-4", "--out", str(second))
+    assert done.returncode == 0, done.stderr
+    from msrg.checkpoint import load_checkpoint
+
+    loaded, start = load_checkpoint(second), load_checkpoint(first)
+    assert loaded.config == start.config  # the preset flag's default did not replace it
+    assert loaded.meta["init"] == {"path": str(first), "digest": start.digest}
+    refused = run("--init", str(first), "--d-model", "32", "--out", str(second))
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "--init" in refused.stderr
