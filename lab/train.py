@@ -211,13 +211,18 @@ def train(
     loss_fn = torch.nn.L1Loss() if options.loss == "l1" else torch.nn.MSELoss()
     best_mae, best_epoch, best_state = math.inf, -1, None
     history = []
+
+    def scored() -> dict[str, float]:  # SIM's final on valid (predict() leaves eval mode on)
+        return regression_metrics(predict(model, valid_set)["final"], valid_set.labels)
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
     if init is not None:
-        model.eval()
-        start = regression_metrics(predict(model, valid_set)["final"], valid_set.labels)
+        start = scored()
         history.append({"epoch": 0, **{f"valid_{k}": v for k, v in start.items()}})
         log.info("epoch 0 (the model continued from): valid MAE %.4f", start["mae"])
-        best_mae, best_epoch = start["mae"], 0
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        best_mae, best_epoch, best_state = start["mae"], 0, snapshot()
     for epoch in range(1, options.epochs + 1):
         model.train()
         bar = tqdm(
@@ -242,7 +247,7 @@ def train(
             total += loss.item() * len(idx)
             count += len(idx)
             bar.set_postfix(loss=f"{total / count:.3f}")
-        valid_metrics = regression_metrics(predict(model, valid_set)["final"], valid_set.labels)
+        valid_metrics = scored()
         history.append(
             {
                 "epoch": epoch,
@@ -253,8 +258,7 @@ def train(
         log.info("epoch %d: train loss %.4f, valid MAE %.4f, Acc-2 %.3f", epoch, total / count,
                  valid_metrics["mae"], valid_metrics["acc2_non0"])  # fmt: skip
         if valid_metrics["mae"] < best_mae:
-            best_mae, best_epoch = valid_metrics["mae"], epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_mae, best_epoch, best_state = valid_metrics["mae"], epoch, snapshot()
         elif epoch - best_epoch >= options.patience:
             log.info("early stop: no better valid MAE for %d epochs", options.patience)
             break

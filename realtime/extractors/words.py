@@ -79,7 +79,7 @@ def prefixes(words: list[Word]) -> list[str]:
     out, running = [], ""
     for w in words:
         running = f"{running} {transcript_form(w.text)}".strip()
-        out.append(running or encoder_text(w.text))
+        out.append(running or w.text.strip())  # nothing kept yet: the word as it is
     return out
 
 
