@@ -308,6 +308,8 @@ def _continued_from(
     adapter to store (the checkpoint's: its data must be embedded the same way)."""
     if args.d_model or args.window or args.dropout is not None:
         raise ValueError("--d-model, --window and --dropout cannot change a model given by --init")
+    if not args.init.is_file():  # load_checkpoint's own message names --checkpoint
+        raise ValueError(f"--init {args.init} does not exist; pass a checkpoint from lab.train")
     init = load_checkpoint(args.init)
     check_feature_dims(init.config, splits["train"].dims, str(args.init), " + ".join(args.data))
     if text_adapter is not None and adapter_digest(text_adapter) != adapter_digest(

@@ -173,3 +173,5 @@ def test_cli_continues_from_a_checkpoint(tmp_path):
     refused = run("--init", str(first), "--d-model", "32", "--out", str(second))
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "--init" in refused.stderr
+    missing = run("--init", str(tmp_path / "none.pt"), "--out", str(second))
+    assert missing.returncode == 2 and "--init" in missing.stderr and "does not exist" in missing.stderr
