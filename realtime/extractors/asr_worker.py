@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from realtime.extractors.asr import AsrRequest, AsrResult, SpeechRecognizer
+from realtime.extractors.asr import AsrRequest, AsrResult, SpeechRecognizer, words_from
 from realtime.queues import DropOldestQueue
 from realtime.types import Word
 
@@ -275,7 +275,8 @@ class AsrWorker:
             request = entry.request
             t0 = time.monotonic()
             try:
-                words = tuple(self._recognizer.transcribe(request.samples, request.t_start_s))
+                said = self._recognizer.transcribe(request.samples, request.t_start_s)
+                words = tuple(words_from(said, request.span_start_s))
             except Exception:  # one bad segment must not end transcription for the session
                 self.stats.errors += 1
                 log.exception("asr: transcription of segment %d failed", request.segment_id)
@@ -313,7 +314,7 @@ class AsrWorker:
             self.stats.partials += 1
         result = AsrResult(
             request.segment_id,
-            request.t_start_s,
+            request.span_start_s,
             request.t_end_s,
             request.final,
             words,
