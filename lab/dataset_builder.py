@@ -71,11 +71,9 @@ class BuildOptions:
             del fields["text_hold"]
         fields["text_form"] = TEXT_FORM  # how words are written for the encoder (msrg.text_form)
         if not self.transcripts:  # recognised words depend on Whisper's audio context
-            from realtime.audio_frontend import recognition_lead_s
             from realtime.extractors.asr import AsrOptions
 
             fields["asr_window_pad_s"] = AsrOptions().window_pad_s
-            fields["asr_lead_s"] = recognition_lead_s(self.pause_ms)  # audio before each segment
         if self.source == "tts":  # the synthetic speech itself
             from realtime.tts import DATASET_WORD_GAP_MS, DATASET_WORDS_PER_MINUTE
 

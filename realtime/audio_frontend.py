@@ -9,7 +9,6 @@ import numpy as np
 
 from realtime.extractors.vad import (
     PauseOnset,
-    SegmentEnd,
     SegmenterOptions,
     SegmentEvent,
     SileroVad,
@@ -51,18 +50,9 @@ class AudioUpdate:
     events: list[SegmentEvent] = field(default_factory=list)
 
 
-def recognition_lead_s(pause_ms: float) -> float:
-    """How far before a segment's start speech recognition hears: one pause. The segmenter opens
-    a segment only after min_speech_ms of speech, so a soft or unvoiced onset (a plosive, an
-    unstressed "it's") can fall before the padded start; silence shorter than a pause is, by the
-    segmenter's own measure, part of the speech it precedes (docs/eval/asr-lead-rule.md)."""
-    return pause_ms / 1000.0
-
-
 class AudioFrontEnd(Stage[AudioBlock]):
-    """push(AudioBlock) -> AudioUpdate; cut() segment audio, recognition_cut() the audio speech
-    recognition hears for a segment. A stage (realtime/stage.py): flush at the end of input, reset
-    for another stream, close (or `with`) on every way out."""
+    """push(AudioBlock) -> AudioUpdate; cut() segment audio. A stage (realtime/stage.py): flush at
+    the end of input, reset for another stream, close (or `with`) on every way out."""
 
     def __init__(
         self, pause_ms: float = 600.0, history_s: float = 40.0, voice_chunk_s: float = 0.1
@@ -70,8 +60,6 @@ class AudioFrontEnd(Stage[AudioBlock]):
         """voice_chunk_s: new audio gathered before it is written to openSMILE's streaming graph
         (VoiceOptions.min_new_s): live uses 0.1 s for latency, a file replayed flat out 1 s
         (fewer thread wake-ups; the frames are the same)."""
-        self.lead_s = recognition_lead_s(pause_ms)
-        self._ends: list[float] = []  # ends of the last few closed segments (stream seconds)
         self.voice = VoiceExtractor(VoiceOptions(min_new_s=voice_chunk_s))
         try:
             self.vad = SileroVad()
@@ -86,35 +74,19 @@ class AudioFrontEnd(Stage[AudioBlock]):
         voice = self.voice.push(block)
         probs = self.vad.push(block)
         events = [e for p in probs for e in self.segmenter.push(p)]
-        self._note_ends(events)
         return AudioUpdate(voice, probs, events)
 
     def flush(self) -> AudioUpdate:
-        update = AudioUpdate(self.voice.flush(), self.vad.flush(), self.segmenter.flush())
-        self._note_ends(update.events)
-        return update
+        return AudioUpdate(self.voice.flush(), self.vad.flush(), self.segmenter.flush())
 
     def reset(self) -> None:
         self.voice.reset()
         self.vad.reset()
         self.segmenter.reset()
         self.ring = AudioRing(self.ring.limit_s)
-        self._ends = []
-
-    def _note_ends(self, events: list[SegmentEvent]) -> None:
-        self._ends.extend(e.t_end_s for e in events if isinstance(e, SegmentEnd))
-        del self._ends[:-4]  # a segment's predecessor is among the last few
 
     def cut(self, t_start_s: float, t_end_s: float) -> tuple[float, np.ndarray]:
         return self.ring.cut(t_start_s, t_end_s)
-
-    def recognition_cut(self, segment_start_s: float, t_end_s: float) -> tuple[float, np.ndarray]:
-        """The audio speech recognition hears for the segment starting at `segment_start_s`, up
-        to `t_end_s`: from one lead before its start, but never before the previous segment's
-        end (nor the stream's start). A function of the segment alone, so its partial,
-        speculative and final requests all begin at the same sample."""
-        floor = max((e for e in self._ends if e <= segment_start_s), default=0.0)
-        return self.ring.cut(max(segment_start_s - self.lead_s, floor, 0.0), t_end_s)
 
     def close(self) -> None:
         """End openSMILE's run thread and free its handle, drop the VAD model (idempotent)."""

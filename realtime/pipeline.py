@@ -330,12 +330,8 @@ class Pipeline:
             every = self.options.partial_asr_s
             if open_segment is not None and every > 0 and t_end_s - last_partial_s >= every:
                 last_partial_s = t_end_s
-                start_s = open_segment.t_start_s
-                t0, samples = front.recognition_cut(start_s, t_end_s)
-                self._asr.submit(
-                    AsrRequest(open_segment.segment_id, t0, samples, final=False,
-                               words_from_s=start_s)  # fmt: skip
-                )
+                t0, samples = front.cut(open_segment.t_start_s, t_end_s)
+                self._asr.submit(AsrRequest(open_segment.segment_id, t0, samples, final=False))
 
     def _speculate(
         self, front: AudioFrontEnd, open_segment: SegmentStart | None,
@@ -356,10 +352,9 @@ class Pipeline:
             ):
                 self._asr.withdraw(speculated.segment_id)  # speech resumed: the guess is stale
             return None  # (or the segment closed: its final took the speculation over)
-        t0, samples = front.recognition_cut(onset.t_start_s, onset.t_end_s)
+        t0, samples = front.cut(onset.t_start_s, onset.t_end_s)
         self._asr.submit(
-            AsrRequest(onset.segment_id, t0, samples, final=False, speculative=True,
-                       words_from_s=onset.t_start_s)  # fmt: skip
+            AsrRequest(onset.segment_id, t0, samples, final=False, speculative=True)
         )  # a newer onset of the same segment supersedes the older one in the inbox
         return onset
 
@@ -367,11 +362,9 @@ class Pipeline:
         if isinstance(event, SegmentStart):
             self._core_q.put(SegmentOpened(event))
             return
-        t0, samples = front.recognition_cut(event.t_start_s, event.t_end_s)
+        t0, samples = front.cut(event.t_start_s, event.t_end_s)
         self._core_q.put(SegmentClosed(event, time.monotonic()))
-        self._asr.submit(
-            AsrRequest(event.segment_id, t0, samples, final=True, words_from_s=event.t_start_s)
-        )
+        self._asr.submit(AsrRequest(event.segment_id, t0, samples, final=True))
 
     def _embed_speculation(self, words: tuple) -> None:
         """On the ASR thread, while a pause is being confirmed: embed the speculated words, so that

@@ -20,7 +20,7 @@ import numpy as np
 from realtime.aligner import AlignerOptions
 from realtime.audio_frontend import AudioFrontEnd, AudioUpdate
 from realtime.extractors import Extractors
-from realtime.extractors.asr import AsrResult, words_from
+from realtime.extractors.asr import AsrResult
 from realtime.extractors.face import FaceSampler
 from realtime.extractors.vad import SegmentEnd, SegmentStart
 from realtime.sources.base import Source, records
@@ -153,11 +153,8 @@ class _Replay:
         if self.transcript is not None:
             return  # the transcript's words are placed once every segment is known
         assert self.front is not None
-        # The audio the live pipeline's requests for this segment carry (recognition_cut), and
-        # words heard in its lead moved to the segment's start, as the ASR worker does.
-        t0, samples = self.front.recognition_cut(segment.t_start_s, segment.t_end_s)
-        heard = self.extractors.recognizer.transcribe(samples, t0) if len(samples) else []
-        said = words_from(heard, segment.t_start_s)
+        t0, samples = self.front.cut(segment.t_start_s, segment.t_end_s)
+        said = self.extractors.recognizer.transcribe(samples, t0) if len(samples) else []
         result = AsrResult(segment.segment_id, segment.t_start_s, segment.t_end_s, True,
                            tuple(said), compute_s=0.0, queued_s=0.0)  # fmt: skip
         self.steps.push(WordsRecognised(result, tuple(self.extractors.words.embed_words(said))))

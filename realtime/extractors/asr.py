@@ -32,7 +32,6 @@ __all__ = [
     "AsrRequest",
     "AsrResult",
     "SpeechRecognizer",
-    "words_from",
 ]
 
 
@@ -149,15 +148,6 @@ class SpeechRecognizer:
         return words
 
 
-def words_from(words: list[Word], t_s: float) -> list[Word]:
-    """`words` with every start before `t_s` moved to `t_s` (ends kept, never before the start):
-    heard in the lead before a segment, they are still the segment's words."""
-    return [
-        w if w.t_start_s >= t_s else Word(w.text, t_s, max(w.t_end_s, t_s), w.probability)
-        for w in words
-    ]
-
-
 @dataclass(frozen=True)
 class AsrRequest:
     segment_id: int
@@ -165,33 +155,20 @@ class AsrRequest:
     samples: np.ndarray  # (N,) float32 at SAMPLE_RATE_HZ
     final: bool  # False: a partial of a segment that is still growing
     speculative: bool = False  # the final's likely audio, sent at a pause onset (never delivered)
-    # The segment's own start when the samples begin earlier (the recognition lead, see
-    # AudioFrontEnd.recognition_cut): the result covers [words_from_s, t_end_s) and words placed
-    # before it are moved to it. None: the samples start the segment.
-    words_from_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.final and self.speculative:
             raise ValueError("an AsrRequest is final or speculative, not both")
-        if self.words_from_s is not None and self.words_from_s < self.t_start_s:
-            raise ValueError("AsrRequest.words_from_s must not be before its first sample")
 
     @property
     def t_end_s(self) -> float:
         return self.t_start_s + len(self.samples) / SAMPLE_RATE_HZ
 
-    @property
-    def span_start_s(self) -> float:
-        """Where the segment this request speaks for begins (its result's t_start_s)."""
-        return self.t_start_s if self.words_from_s is None else self.words_from_s
-
     def same_audio(self, other: AsrRequest) -> bool:
-        """Same segment, same first sample time and span, same samples: Whisper would say the
-        same."""
+        """Same segment, same first sample time, same samples: Whisper would say the same."""
         return (
             self.segment_id == other.segment_id
             and self.t_start_s == other.t_start_s
-            and self.span_start_s == other.span_start_s
             and np.array_equal(self.samples, other.samples)
         )
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from realtime.extractors.asr import AsrRequest, AsrResult, SpeechRecognizer, words_from
+from realtime.extractors.asr import AsrRequest, AsrResult, SpeechRecognizer
 from realtime.queues import DropOldestQueue
 from realtime.types import Word
 
@@ -275,8 +275,7 @@ class AsrWorker:
             request = entry.request
             t0 = time.monotonic()
             try:
-                said = self._recognizer.transcribe(request.samples, request.t_start_s)
-                words = tuple(words_from(said, request.span_start_s))
+                words = tuple(self._recognizer.transcribe(request.samples, request.t_start_s))
             except Exception:  # one bad segment must not end transcription for the session
                 self.stats.errors += 1
                 log.exception("asr: transcription of segment %d failed", request.segment_id)
@@ -314,7 +313,7 @@ class AsrWorker:
             self.stats.partials += 1
         result = AsrResult(
             request.segment_id,
-            request.span_start_s,
+            request.t_start_s,
             request.t_end_s,
             request.final,
             words,
