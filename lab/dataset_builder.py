@@ -32,7 +32,9 @@ from msrg.text_form import TEXT_FORM
 
 log = logging.getLogger(__name__)
 
-BUILDER_VERSION = 2  # 2: one face analysis per step, as live
+# 2: one face analysis per step, as live; 3: a word starting on a step boundary is in the step it
+# starts (it was in the one before when the step was built after the word, as here, not live)
+BUILDER_VERSION = 3
 MODES = {"train": "train", "dev": "valid", "valid": "valid", "test": "test"}
 MEDIA_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".wav", ".flac", ".mp3", ".m4a")
 

@@ -215,9 +215,9 @@ class Aligner(Stage[AlignerEvent]):
         chosen = None
         held = None
         for i, w in enumerate(self._words):
-            if w.word.t_start_s >= t1:
+            if w.word.t_start_s >= t1 - _TIME_TOL_S:  # on the boundary: it starts the next step
                 break
-            if w.word.t_end_s > t0:
+            if w.word.t_end_s > t0 + _TIME_TOL_S:
                 chosen = i
             elif w.word.t_end_s > t0 - self.options.text_hold_s and (
                 held is None or w.word.t_end_s >= self._words[held].word.t_end_s
@@ -230,7 +230,9 @@ class Aligner(Stage[AlignerEvent]):
 
     def _build(self, k: int) -> StepFeatures:
         hop = self.options.hop_s
-        t0, t1 = k * hop, (k + 1) * hop
+        # The times the step carries, which _retext reads back: a word's place must not depend
+        # on whether it came before the step was built or after (k * 0.1 is 0.6000000000000001).
+        t0, t1 = round(k * hop, 6), round((k + 1) * hop, 6)
         acc = self._acc.pop(k, None) or _Acc(visual_sum=np.zeros(self.options.visual_dim))
         visual_present = acc.visual_n > 0
         visual = (acc.visual_sum / max(acc.visual_n, 1)).astype(np.float32)

@@ -176,6 +176,7 @@ class _Replay:
             self.steps.give_up_on_asr()  # no recogniser runs: no segment waits for words
         batch = self.steps.flush()
         assert batch.final == tuple(s.seq for s in batch.new), "replay steps are built final"
+        assert not batch.revised, "a step built with its words is never revised"  # kept: batch.new
         return ReplayFeatures(list(batch.new), self.words, self.segments, self.end_s)
 
 

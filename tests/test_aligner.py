@@ -133,6 +133,37 @@ def test_late_words_revise_provisional_steps_and_finalise():
     assert al.provisional == 2
 
 
+@pytest.mark.parametrize("start_s", [0.6, 6 * 0.1, sum([0.1] * 6)])  # 0.6, 0.6000000000000001, 0.5999999999999999
+def test_a_word_starting_on_a_step_boundary_belongs_to_the_step_it_starts_built_or_revised(start_s):
+    """Step 5 is [0.5, 0.6). A word starting at 0.6, whichever float sum wrote it, is in step 6,
+    not 5, whether the words were in when the step was built (file replay, the dataset builder)
+    or came after it (live, where the step is revised). Steps were built over k * 0.1 and
+    revised over the rounded times they carry, so the two once disagreed here and a step built
+    with its words could be revised in the same pull (a second model run for nothing)."""
+    words = [word("first", 0.45, 0.55, 0.25), word("second", start_s, 0.8, 0.75)]
+
+    def text_of_steps(words_first: bool) -> dict[int, float]:
+        al = Aligner(AlignerOptions(step_hz=10, expect_video=False))
+        steps = {}
+        if words_first:
+            al.push(said(0.0, 1.0, words, final=True))
+        al.push(VoiceAnalysed(voice(0.0, 100), avail_s=1.0))
+        al.push(speech(SpeechProbability(0.0, 1.0, 0.9)))
+        batch = al.pull()
+        if words_first:  # nothing to revise: a step built with its words has them right
+            assert batch.revised == ()
+        else:
+            al.push(said(0.0, 1.0, words, final=True))
+            batch = StepBatch(batch.new, al.pull().revised)
+        for s in (*batch.new, *batch.revised):
+            steps[s.seq] = float(s.text[0]) if s.present[0] else None
+        return steps
+
+    built, revised = text_of_steps(words_first=True), text_of_steps(words_first=False)
+    assert built == revised
+    assert (built[4], built[5], built[6]) == (0.25, 0.25, 0.75)
+
+
 def test_settled_words_of_steps_not_yet_built_are_kept():
     """Voice features can lag the audio (a replay writes openSMILE a second at a time) while the
     words of a closed segment are in and settled past the newest step: the steps still to be
