@@ -72,6 +72,9 @@ class BuildOptions:
         if not fields["text_hold"]:  # as do features built without the hold
             del fields["text_hold"]
         fields["text_form"] = TEXT_FORM  # how words are written for the encoder (msrg.text_form)
+        from realtime.extractors.words import WordEmbedderOptions
+
+        fields["text_backend"] = WordEmbedderOptions().backend  # vectors differ by ~1e-7
         if not self.transcripts:  # recognised words depend on Whisper's audio context
             from realtime.extractors.asr import AsrOptions
 

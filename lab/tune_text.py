@@ -99,7 +99,8 @@ def tune(
 
     torch.manual_seed(options.seed)
     encoder = text_encoder(options.encoder)
-    st = WordEmbedder(WordEmbedderOptions(encoder=encoder.name))._model  # loaded exactly as live
+    # Loaded exactly as live, on PyTorch (live runs an ONNX export of the merged result).
+    st = WordEmbedder(WordEmbedderOptions(encoder=encoder.name, backend="torch"))._model
     transformer = st[0]
     model = SentenceRegressor(transformer.auto_model, transformer.tokenizer, options.max_tokens)
     layers = list(encoder.all_layers if options.layers is None else options.layers)

@@ -43,7 +43,7 @@ def adapter(embedder_base: WordEmbedder) -> dict:
 
 @pytest.fixture(scope="module")
 def embedder_base() -> WordEmbedder:
-    return WordEmbedder()
+    return WordEmbedder(WordEmbedderOptions(backend="torch"))  # its PyTorch model is read here
 
 
 @pytest.fixture(scope="module")
