@@ -33,7 +33,7 @@ class Matcher:
     """Finds the word span of each stored text vector, using the base encoder.
 
     The spans starting at one word are embedded together, once per segment and start: a
-    transcript of n words costs n sentences per utterance, in one batch."""
+    transcript of n words costs n sentences per utterance, in one call."""
 
     def __init__(self, embed_base) -> None:  # noqa: ANN001 - texts -> list of (D,) vectors
         self._embed = embed_base
