@@ -131,20 +131,30 @@ def engines() -> str:
     return text + _table(["date", "checkpoint", "p50 ms", "vs eager", "load"], history)
 
 
+def _face_row(face: dict, share: float, fps: int) -> list[str]:
+    """Runs since 2026-12-07 time the face as live samples it; earlier ones every frame."""
+    if "live_cpu_ms_per_frame" not in face:
+        return ["face (cascade + expression net)", face["unit"], _f(face["cpu_ms"]),
+                f"{share:.2f} at {fps} fps"]  # fmt: skip
+    return [f"face (cascade + expression net), {face['live_rate_hz']:g} analyses a second as live "
+            f"({_f(face['cpu_ms'])} ms each, full search)", f"{face['unit']} at {fps} fps",
+            _f(face["live_cpu_ms_per_frame"]), f"{share:.2f}"]  # fmt: skip
+
+
 def extractors() -> str:
     run = _latest("extractors")
     rows, share = run["rows"], run["cpu_share_cores"]
     asr = rows["asr"]
     table = [
-        ["face (cascade + expression net)", rows["face"]["unit"], _f(rows["face"]["cpu_ms"]),
-         f"{share['face']:.2f} at {run['camera_fps']} fps"],
+        _face_row(rows["face"], share["face"], run["camera_fps"]),
         ["voice (eGeMAPS)", rows["voice"]["unit"], _f(rows["voice"]["cpu_ms"]),
          f"{share['voice']:.2f}"],
         ["voice activity (Silero)", rows["vad"]["unit"], _f(rows["vad"]["cpu_ms"], 2),
          f"{share['vad']:.3f}"],
         [f"speech recognition (Whisper base int8, {asr['threads']} threads)", asr["unit"],
          _f(asr["cpu_ms"]), f"{share['asr']:.2f} at {run['speech_fraction']:.0%} speech"],
-        [f"word embeddings ({rows['words']['encoder']})", "word",
+        [f"word embeddings ({rows['words']['encoder']}"
+         f"{', ONNX Runtime' if rows['words'].get('backend') == 'onnx' else ''})", "word",
          _f(rows["words"]["ms_per_word"]), f"{share['words']:.3f}"],
         ["**whole front half**", "", "", f"**{share['total']:.2f}**"],
     ]  # fmt: skip
@@ -154,6 +164,11 @@ def extractors() -> str:
             scale = share["words"] / rows["words"]["cpu_ms"] * r["cpu_ms"]
             table.insert(-1, [f"word embeddings ({r['encoder']}, not shipped)", "word",
                               _f(r["ms_per_word"]), f"{scale:.3f} (instead)"])  # fmt: skip
+    torch_row = run.get("words_shipped_on_torch")  # runs since the ONNX text back-end
+    if torch_row:
+        scale = share["words"] / rows["words"]["cpu_ms"] * torch_row["cpu_ms"]
+        table.insert(-1, [f"word embeddings ({torch_row['encoder']}, PyTorch, not live)", "word",
+                          _f(torch_row["ms_per_word"]), f"{scale:.3f} (instead)"])  # fmt: skip
     full = run["asr_full_window"]
     by = run["asr_by_threads"]
     rtf = ", ".join(f"{by[k]['rtf']:.3f} with {k} thread{'s' if k != '1' else ''}" for k in by)
