@@ -30,7 +30,7 @@ from realtime.session import live_dims
 
 @pytest.fixture(scope="module")
 def mpnet() -> WordEmbedder:
-    return WordEmbedder(WordEmbedderOptions(encoder="mpnet"))
+    return WordEmbedder(WordEmbedderOptions(encoder="mpnet", backend="torch"))  # _model is read
 
 
 @pytest.fixture(scope="module")

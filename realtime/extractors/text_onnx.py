@@ -63,6 +63,7 @@ def _spec(encoder: TextEncoder, adapter_digest: str, max_tokens: int) -> Artefac
             "adapter": adapter_digest,
             "max_tokens": max_tokens,
             "opset": OPSET,
+            "traced_with": "padded mask",
             "exporter": {"torch": torch.__version__, "onnx": onnx.__version__},
         },
     )
@@ -81,12 +82,14 @@ def _export(transformer: Any, folder: Path) -> dict[str, Any]:
             return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     ids = torch.ones((2, 5), dtype=torch.long)  # B=2, T=5: neither may be specialised to 1
+    # Traced with padding in the mask: an all-ones mask may take a path that drops it.
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
     axes = {0: "batch", 1: "tokens"}
     with torch.no_grad(), warnings.catch_warnings(), _quiet_torch_onnx():
         warnings.simplefilter("ignore")  # deprecation and tracer chatter about the HF model
         try:
             torch.onnx.export(
-                TokenVectors(transformer.eval()), (ids, torch.ones_like(ids)), str(folder / FILE),
+                TokenVectors(transformer.eval()), (ids, mask), str(folder / FILE),
                 input_names=["input_ids", "attention_mask"], output_names=["token_vectors"],
                 dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_vectors": axes},
                 opset_version=OPSET, dynamo=False,
