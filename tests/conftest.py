@@ -37,3 +37,26 @@ def extractors():
 
     torch.set_num_threads(1)
     return Extractors.load()
+
+
+@pytest.fixture(scope="session")
+def random_adapter():
+    """random_adapter(embedder, seed=, rank=, alpha=, layers=) -> a random non-zero text adapter
+    on the embedder's encoder, as lab.tune_text writes one (the embedder's PyTorch model is
+    copied, not changed)."""
+    import copy
+
+    import torch
+
+    from msrg.text_adapter import adapter_from, insert_low_rank
+
+    def make(embedder, *, seed: int, rank: int, alpha: float, layers: list[int]) -> dict:  # noqa: ANN001
+        torch.manual_seed(seed)
+        bert = copy.deepcopy(embedder._model[0].auto_model)
+        encoder = embedder.encoder
+        wrapped = insert_low_rank(bert, rank=rank, alpha=alpha, layers=layers, encoder=encoder)
+        for m in wrapped.values():
+            torch.nn.init.normal_(m.lora_b, std=0.05)
+        return adapter_from(wrapped, {"test": True}, encoder)
+
+    return make

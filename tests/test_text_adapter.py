@@ -31,14 +31,9 @@ from realtime.types import Word
 
 
 @pytest.fixture(scope="module")
-def adapter(embedder_base: WordEmbedder) -> dict:
+def adapter(embedder_base: WordEmbedder, random_adapter) -> dict:  # noqa: ANN001
     """A random (non-zero) adapter on layers 4 and 5, as lab.tune_text would write one."""
-    torch.manual_seed(0)
-    bert = copy.deepcopy(embedder_base._model[0].auto_model)
-    wrapped = insert_low_rank(bert, rank=4, alpha=8.0, layers=[4, 5])
-    for m in wrapped.values():
-        torch.nn.init.normal_(m.lora_b, std=0.05)
-    return adapter_from(wrapped, {"test": True})
+    return random_adapter(embedder_base, seed=0, rank=4, alpha=8.0, layers=[4, 5])
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from msrg.config import preset
 from msrg.text_adapter import (
     AdapterError,
     adapter_encoder,
-    adapter_from,
     check_adapter,
     insert_low_rank,
     merge_adapter,
@@ -34,13 +33,8 @@ def mpnet() -> WordEmbedder:
 
 
 @pytest.fixture(scope="module")
-def mpnet_adapter(mpnet: WordEmbedder) -> dict:
-    torch.manual_seed(0)
-    bert = copy.deepcopy(mpnet._model[0].auto_model)
-    wrapped = insert_low_rank(bert, rank=2, alpha=4.0, layers=[0, 11], encoder=MPNET)
-    for m in wrapped.values():
-        torch.nn.init.normal_(m.lora_b, std=0.05)
-    return adapter_from(wrapped, {"test": True}, MPNET)
+def mpnet_adapter(mpnet: WordEmbedder, random_adapter) -> dict:  # noqa: ANN001
+    return random_adapter(mpnet, seed=0, rank=2, alpha=4.0, layers=[0, 11])
 
 
 def test_an_adapter_names_its_encoder_and_older_ones_are_minilm(mpnet_adapter) -> None:

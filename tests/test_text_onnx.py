@@ -4,14 +4,11 @@ cache and rebuilt when the export is damaged."""
 
 from __future__ import annotations
 
-import copy
 import logging
 
 import numpy as np
 import pytest
-import torch
 
-from msrg.text_adapter import adapter_from, insert_low_rank
 from msrg.text_encoders import MINILM
 from realtime.cache import CACHE_ENV_VAR
 from realtime.extractors.text_onnx import FILE, _check_pooling
@@ -28,14 +25,9 @@ def torch_embedder() -> WordEmbedder:
 
 
 @pytest.fixture(scope="module")
-def adapter(torch_embedder: WordEmbedder) -> dict:
+def adapter(torch_embedder: WordEmbedder, random_adapter) -> dict:  # noqa: ANN001
     """A random non-zero adapter on MiniLM's last two blocks, as lab.tune_text writes one."""
-    torch.manual_seed(3)
-    bert = copy.deepcopy(torch_embedder._model[0].auto_model)
-    wrapped = insert_low_rank(bert, rank=4, alpha=8.0, layers=[4, 5])
-    for m in wrapped.values():
-        torch.nn.init.normal_(m.lora_b, std=0.05)
-    return adapter_from(wrapped, {"test": True})
+    return random_adapter(torch_embedder, seed=3, rank=4, alpha=8.0, layers=[4, 5])
 
 
 def vectors(embedder: WordEmbedder) -> np.ndarray:
