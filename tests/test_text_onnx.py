@@ -86,6 +86,8 @@ def test_only_mean_pooled_encoders_are_run() -> None:
         _check_pooling(model(("Transformer", None), ("Pooling", "cls"), ("Normalize", None)))
     with pytest.raises(TextModelError, match="mean-pooled"):
         _check_pooling(model(("Transformer", None), ("Pooling", "mean"), ("Dense", None)))
+    with pytest.raises(TextModelError, match="mean-pooled"):  # no pooling module at all
+        _check_pooling(model(("Transformer", None)))
 
 
 def test_options_are_checked() -> None:

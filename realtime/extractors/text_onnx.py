@@ -41,9 +41,10 @@ def _check_pooling(st_model: Any) -> None:
     """`st_model` (a SentenceTransformer) must be transformer -> mean pooling [-> normalize];
     TextModelError otherwise."""
     names = [type(m).__name__ for m in st_model]
-    mode = getattr(st_model[1], "pooling_mode", None) if len(names) > 1 else None
-    if callable(getattr(st_model[1], "get_pooling_mode_str", None)) and mode is None:
-        mode = st_model[1].get_pooling_mode_str()
+    pooling = st_model[1] if len(names) > 1 else None  # a lone transformer has none
+    mode = getattr(pooling, "pooling_mode", None)
+    if mode is None and callable(getattr(pooling, "get_pooling_mode_str", None)):
+        mode = pooling.get_pooling_mode_str()
     if names[:2] != ["Transformer", "Pooling"] or mode != "mean" or names[2:] not in ([], ["Normalize"]):
         raise TextModelError(
             f"the sentence encoder is {' -> '.join(names)} ({mode} pooling); the ONNX text "
