@@ -1,5 +1,8 @@
 """python -m lab.build_dataset --labels LABELS.csv (--media DIR | --tts) --out FILE.pkl
 
+A speech labels file (path,corpus,speaker,emotion,intensity: lab/speech_labels.py) names its clips
+itself and needs neither --media nor --tts; its words are recognised, as live.
+
 The command lives here, beside training, as users look for it; the replay itself is done by
 lab.dataset_builder with the live extractors. This is the one module of msrg/ that reaches
 into realtime/, and only inside main(), so the model, training and metrics never depend on it.
@@ -22,9 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         "--labels",
         required=True,
         type=Path,
-        help="id,text,label,mode (MMSA) or video_id,segment,start_s,end_s,label",
-    )
-    how = parser.add_mutually_exclusive_group(required=True)
+        help="id,text,label,mode (MMSA), video_id,segment,start_s,end_s,label, or "
+             "path,corpus,speaker,emotion,intensity (annotated speech)",
+    )  # fmt: skip
+    how = parser.add_mutually_exclusive_group()
     how.add_argument(
         "--media",
         type=Path,
@@ -73,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             segments = [s for s in segments if s.split in args.splits]
         if args.limit:
             segments = segments[: args.limit]
+        if not (args.tts or args.media) and not all(s.path for s in segments):
+            raise DatasetError(f"{args.labels} does not name its clips: pass --media DIR or --tts")
         options = BuildOptions(source="tts" if args.tts else "media", transcripts=args.transcripts,
                                text_hold=not args.no_text_hold)  # fmt: skip
         summary = build(

@@ -52,6 +52,7 @@ class Segment:
     video_id: str = ""
     start_s: float | None = None  # within the whole video, when timings are given
     end_s: float | None = None
+    path: str = ""  # the clip itself, when a speech labels file names it (lab/speech_labels.py)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class BuildOptions:
             from realtime.extractors.asr import AsrOptions
 
             fields["asr_window_pad_s"] = AsrOptions().window_pad_s
+            fields["asr_max_tokens_per_s"] = AsrOptions().max_tokens_per_s
+            fields["asr_loop_retry"] = 1  # looping results decoded again (asr.looped)
         if self.source == "tts":  # the synthetic speech itself
             from realtime.tts import DATASET_WORD_GAP_MS, DATASET_WORDS_PER_MINUTE
 
@@ -88,7 +91,8 @@ class BuildOptions:
 
 
 def read_labels(path: str | Path) -> tuple[list[Segment], list[str]]:
-    """Rows of a label file, and one line per bad row (reported by the caller, then skipped)."""
+    """Rows of a label file, and one line per bad row (reported by the caller, then skipped).
+    A speech labels file (path,corpus,speaker,emotion,intensity) is read whole or refused."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"label file {path} does not exist")
@@ -96,6 +100,8 @@ def read_labels(path: str | Path) -> tuple[list[Segment], list[str]]:
         reader = csv.DictReader(f)
         columns = set(reader.fieldnames or ())
         rows = list(reader)
+    if {"path", "emotion"} <= columns:
+        return speech_segments(path), []
     mmsa = {"id", "text", "label", "mode"} <= columns
     timed = {"video_id", "segment", "start_s", "end_s", "label"} <= columns
     if not (mmsa or timed):
@@ -136,8 +142,27 @@ def read_labels(path: str | Path) -> tuple[list[Segment], list[str]]:
     return segments, problems
 
 
-def find_media(media_dir: Path, seg: Segment) -> tuple[Path, float | None, float | None] | None:
-    """The segment's own clip (DIR/VIDEO/CLIP.*, DIR/ID.*), or its whole video plus timings."""
+def speech_segments(path: Path) -> list[Segment]:
+    """The clips of a speech labels file as segments: the label is the emotion's valence target
+    (lab/emotion_targets.py), the video id the corpus, no transcript (words are recognised)."""
+    from lab.speech_labels import LabelsError, read_speech_labels
+
+    try:
+        clips = read_speech_labels(path)
+    except LabelsError as exc:
+        raise DatasetError(str(exc)) from None
+    return [Segment(c.id, "", c.target.valence, c.split, c.corpus, path=str(c.path)) for c in clips]
+
+
+def find_media(
+    media_dir: Path | None, seg: Segment
+) -> tuple[Path, float | None, float | None] | None:
+    """The segment's own clip (its path, DIR/VIDEO/CLIP.*, DIR/ID.*), or its whole video plus
+    timings."""
+    if seg.path:
+        return (Path(seg.path), None, None) if Path(seg.path).is_file() else None
+    if media_dir is None:
+        return None
     clip = seg.id.rsplit("_", 1)[-1]
     for base in (media_dir / seg.video_id / clip, media_dir / seg.id):
         for suffix in MEDIA_SUFFIXES:
@@ -187,10 +212,9 @@ def _records(
     from realtime.sources.media_file import MediaFileOptions, MediaFileSource
     from realtime.types import AudioBlock, VideoFrame
 
-    assert media_dir is not None
     found = find_media(media_dir, seg)
     if found is None:
-        raise DatasetError(f"no media for {seg.id} in {media_dir}")
+        raise DatasetError(f"no media for {seg.id} in {seg.path or media_dir}")
     path, start_s, end_s = found
     source = MediaFileSource(MediaFileOptions(path))
     source.start()
@@ -236,15 +260,29 @@ def build_one(args: tuple[Segment, BuildOptions, str | None, str]) -> tuple[str,
     if not arrays:
         return seg.id, "no steps (empty or unreadable media)"
     arrays = {k: v[-options.max_steps :] for k, v in arrays.items()}
+    kept = result.steps[-options.max_steps :]
     tmp = cache_file + ".tmp.npz"
     np.savez(
         tmp,
         **arrays,
+        utterance_steps=utterance_steps(kept, result.segments),
+        voiced_f0=np.asarray([s.voiced_f0 for s in kept], np.float64).reshape(-1, 3),
         transcript=np.array(result.transcript),
         duration_s=np.array(result.duration_s),
     )
     os.replace(tmp, cache_file)
     return seg.id, None
+
+
+def utterance_steps(steps, segments: list[tuple[float, float]]) -> np.ndarray:  # noqa: ANN001
+    """(K, 2) step index ranges [first, last + 1) of the steps each speech segment overlaps, as
+    the live utterance result takes them (realtime/stepper.py: StepRunner.steps_between)."""
+    ranges = []
+    for t0, t1 in segments:
+        idx = [i for i, s in enumerate(steps) if s.t_end_s > t0 and s.t_start_s < t1]
+        if idx:
+            ranges.append((idx[0], idx[-1] + 1))
+    return np.asarray(ranges, np.int64).reshape(-1, 2)
 
 
 # ----------------------------------------------------------------------------- the whole set
@@ -262,7 +300,8 @@ def build(
 
     options = replace(options, text_adapter=adapter_digest(text_adapter))
 
-    if options.source == "media" and (media_dir is None or not media_dir.is_dir()):
+    named = all(s.path for s in segments)  # every clip named by its own path
+    if options.source == "media" and not named and (media_dir is None or not media_dir.is_dir()):
         raise DatasetError(f"--media {media_dir} is not a folder")
     if cache_dir is None:
         from realtime.cache import cache_dir as default_cache
@@ -334,6 +373,10 @@ def _assemble(segments: list[Segment], files: dict[str, str], options: BuildOpti
             "id": [s.id for s in rows],
             "raw_text": [s.text for s in rows],
             "asr_text": [str(z["transcript"]) for z in loaded],
+            # speech segments as step ranges and each step's voiced F0 frames (count, sum, sum of
+            # squares) for the voice readouts; None where the cache predates them
+            **{key: [z[key] if key in z.files else None for z in loaded]
+               for key in ("utterance_steps", "voiced_f0")},
             "text_adapter": options.text_adapter,
         }
     return data

@@ -17,8 +17,12 @@ from realtime.extractors.asr import (
     AsrRequest,
     AsrResult,
     SpeechRecognizer,
+    collapse_loops,
+    looped,
+    max_new_tokens,
     window_frames,
 )
+from realtime.types import Word
 from realtime.extractors.asr_worker import AsrWorker
 from realtime.extractors.whisper_weights import AsrModelError, ensure_model_dir, locate_parts
 from realtime.tts import silence, synthesize_speech
@@ -356,3 +360,35 @@ def test_speculation_of_other_audio_is_never_the_final(recognizer, speech, words
 def test_speculation_requests_are_checked() -> None:
     with pytest.raises(ValueError):
         AsrRequest(0, 0.0, np.zeros(10, np.float32), final=True, speculative=True)
+
+
+RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "emotion-speech" / "ravdess"
+
+
+def test_decoding_is_bounded_by_the_segment_length() -> None:
+    assert max_new_tokens(0.5, 8.0) == 14
+    assert max_new_tokens(3.5, 8.0) == 38
+    assert max_new_tokens(100.0, 8.0) == 440  # Whisper's context
+
+
+def test_a_run_of_the_same_word_is_a_loop_and_is_collapsed() -> None:
+    said = [Word(t, i * 0.1, i * 0.1 + 0.1, 0.9) for i, t in
+            enumerate(["Kids", "are", "by", "the", "door", "door.", "Door", "door"])]  # fmt: skip
+    assert looped(said)
+    assert [w.text for w in collapse_loops(said)] == ["Kids", "are", "by", "the", "door"]
+    speech = [Word(t, 0, 0.1, 0.9) for t in ["no", "no", "no", "thanks"]]  # three is speech
+    assert not looped(speech) and collapse_loops(speech) == speech
+
+
+@pytest.mark.skipif(not RAVDESS.is_dir(), reason="RAVDESS is not in ../shared/data")
+def test_a_real_clip_that_looped_is_heard_once(recognizer: SpeechRecognizer) -> None:
+    """This segment of a real actor sent greedy decoding with the cut window into
+    'door door door ...' until Whisper's context was full (97 s of CPU on this machine)."""
+    import soundfile as sf
+
+    audio, rate = sf.read(RAVDESS / "Actor_01" / "03-01-01-01-01-02-01.flac", dtype="float32")
+    assert rate == SAMPLE_RATE_HZ
+    started = time.process_time()
+    said = recognizer.transcribe(audio[int(0.9 * rate) : int(2.5 * rate)], 0.0)
+    assert time.process_time() - started < 20  # bounded, not a 440-token loop
+    assert normalise(" ".join(w.text for w in said)) == "kids are talking by the door"

@@ -1,7 +1,8 @@
 """Speech recognition: faster-whisper (Whisper base, int8 on CPU), and its requests and results.
 
 `SpeechRecognizer.transcribe` is synchronous and deterministic (greedy, temperature 0, no
-conditioning on earlier text). The worker thread that runs it off the capture and step paths is
+conditioning on earlier text). Decoding is bounded (`max_tokens_per_s`), and a result that loops
+(one word LOOP_RUN times in a row) is decoded again with the full window, then collapsed. The worker thread that runs it off the capture and step paths is
 realtime/extractors/asr_worker.py.
 
 Audio context: Whisper's encoder is run on the segment plus `window_pad_s` of padding instead of
@@ -50,17 +51,30 @@ class AsrOptions:
     no_speech_threshold: float = 0.6  # Whisper's own: skip windows it judges silent
     # Encode the segment plus this much padding, not Whisper's fixed 30 s (None: the full 30 s).
     window_pad_s: float | None = 10.0
+    # At most this many tokens per second of audio (plus MIN_TOKENS). Greedy Whisper can fall
+    # into a loop on real speech ("... by the door door door ...", 440 tokens and 97 s of CPU for
+    # one 3.5 s RAVDESS clip); people say at most ~5 words a second, ~1.3 tokens a word.
+    max_tokens_per_s: float = 8.0
 
     def __post_init__(self) -> None:
         if self.beam_size < 1 or self.cpu_threads < 0 or self.workers < 1:
             raise ValueError(
                 "AsrOptions.beam_size and workers must be >= 1 and cpu_threads >= 0"
             )
+        if self.max_tokens_per_s <= 0:
+            raise ValueError("AsrOptions.max_tokens_per_s must be > 0")
         if self.window_pad_s is not None and not 0 <= self.window_pad_s <= 30:
             raise ValueError("AsrOptions.window_pad_s must be in [0, 30] seconds or None")
 
 
 FULL_WINDOW_FRAMES = 3000  # Whisper's 30 s at 100 mel frames per second
+MIN_TOKENS = 10  # timestamps and a short word or two, whatever the duration
+MAX_TOKENS = 440  # Whisper's 448-token context less its prompt
+
+
+def max_new_tokens(duration_s: float, per_s: float) -> int:
+    """The decoding budget of a segment of `duration_s` seconds."""
+    return int(min(MAX_TOKENS, MIN_TOKENS + np.ceil(per_s * duration_s)))
 
 
 def window_frames(duration_s: float, pad_s: float | None) -> int:
@@ -122,8 +136,18 @@ class SpeechRecognizer:
         duration_s = len(audio) / SAMPLE_RATE_HZ
         if duration_s < 0.1:
             return []
-        if self.options.window_pad_s is not None:
-            self._model._window.frames = window_frames(duration_s, self.options.window_pad_s)
+        words = self._decode(audio, t_start_s, duration_s, self.options.window_pad_s)
+        if looped(words) and self.options.window_pad_s is not None:
+            # A cut window can send greedy decoding into a loop on real speech where Whisper's
+            # full 30 s window does not (seen on quiet RAVDESS clips); retry once with it.
+            words = self._decode(audio, t_start_s, duration_s, None)
+        return collapse_loops(words)
+
+    def _decode(
+        self, audio: np.ndarray, t_start_s: float, duration_s: float, pad_s: float | None
+    ) -> list[Word]:
+        if self.options.window_pad_s is not None:  # the windowed model class
+            self._model._window.frames = window_frames(duration_s, pad_s)
         segments, _info = self._model.transcribe(
             audio,
             language=self.options.language,
@@ -133,12 +157,13 @@ class SpeechRecognizer:
             word_timestamps=True,
             vad_filter=False,  # segments are cut by our own VAD
             no_speech_threshold=self.options.no_speech_threshold,
+            max_new_tokens=max_new_tokens(duration_s, self.options.max_tokens_per_s),
         )
         words: list[Word] = []
         for segment in segments:  # a generator: decoding happens while iterating
             for w in segment.words or ():
                 text = w.word.strip()
-                if not text:
+                if not text or w.start >= duration_s:  # placed in the padding: not heard
                     continue
                 start_s = min(max(w.start, 0.0), duration_s)
                 end_s = min(max(w.end, start_s), duration_s)
@@ -146,6 +171,36 @@ class SpeechRecognizer:
                     Word(text, t_start_s + start_s, t_start_s + end_s, float(w.probability))
                 )
         return words
+
+
+LOOP_RUN = 4  # this many times the same word in a row is a decoding loop, not speech
+
+
+def _bare(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def looped(words: list[Word]) -> bool:
+    """Whether the same word comes LOOP_RUN or more times in a row."""
+    run = 1
+    for a, b in zip(words, words[1:]):
+        run = run + 1 if _bare(a.text) and _bare(a.text) == _bare(b.text) else 1
+        if run >= LOOP_RUN:
+            return True
+    return False
+
+
+def collapse_loops(words: list[Word]) -> list[Word]:
+    """Each run of LOOP_RUN or more identical words kept as its first word."""
+    out: list[Word] = []
+    i = 0
+    while i < len(words):
+        j = i + 1
+        while j < len(words) and _bare(words[j].text) and _bare(words[j].text) == _bare(words[i].text):
+            j += 1
+        out.extend(words[i : i + 1] if j - i >= LOOP_RUN else words[i:j])
+        i = j
+    return out
 
 
 @dataclass(frozen=True)
