@@ -157,7 +157,13 @@ def host(run: dict) -> str:
 
 
 def pipeline(runs: list[dict]) -> str:
-    """Every run of benchmarks/pipeline.py, one row per mode."""
+    """Every run of benchmarks/pipeline.py, one row per mode (the peak resident memory is the
+    whole run's, both modes)."""
+
+    def mem(run: dict) -> str:
+        peak = run.get("peak_memory_mb")
+        return "-" if peak is None else f"{peak / 1000:.2f} GB"
+
     rows = []
     for run in runs:
         for mode, r in run["results"].items():
@@ -172,11 +178,11 @@ def pipeline(runs: list[dict]) -> str:
                 mode += ", no text hold"
             rows.append([run.get("date", "?")[:10], mode, step, utt,
                          f"{r['speed_x_realtime']:.2f}x", f"{r['cpu_cores_used']:.2f}", curve,
-                         load_cell(run), host(run), run.get("git_commit", "?")])  # fmt: skip
+                         mem(run), load_cell(run), host(run), run.get("git_commit", "?")])  # fmt: skip
     return table(["date", "mode", "step latency p50 / p95 / p99 ms",
                    "utterance latency after the pause p50 / p95 ms", "speed", "CPU cores",
-                   "curve: saturated % / jitter / sign agree % (of)", "load", "machine",
-                   "commit"], rows)  # fmt: skip
+                   "curve: saturated % / jitter / sign agree % (of)", "peak memory", "load",
+                   "machine", "commit"], rows)  # fmt: skip
 
 
 def pipeline_ab(runs: list[dict]) -> str:
