@@ -56,3 +56,11 @@ def test_the_check_catches_a_broken_link(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
     with pytest.raises(AssertionError, match="no such heading.*outside the repository"):
         test_every_link_stays_in_the_repository_and_lands(page)
+
+
+def test_the_readme_stays_short_and_carries_no_tracker_history() -> None:
+    """A newcomer's page: at most 250 lines, and no issue numbers (there is no tracker in the
+    repository; history is in docs/decisions.md and docs/benchmarks.md)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250
+    assert not re.findall(r"(?i)\bissues? \d+|(?<![\w&])#\d+\b", text)
