@@ -26,8 +26,9 @@ bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks.dashboard
 	$(PY) -m benchmarks.readme_figures --write
 
-# After a new checkpoint: rerun the demo for the README's example output, then rewrite the
-# README's figure blocks from benchmarks/results/*.json (tests/test_readme_figures.py checks them).
+# After a new checkpoint: rerun the demo for the README's example output, then rewrite the figure
+# blocks of README.md (the latest runs) and docs/benchmarks.md (every run) from
+# benchmarks/results/*.json (tests/test_readme_figures.py checks both).
 figures: $(STAMP)
 	$(PY) -m benchmarks.demo_output
 	$(PY) -m benchmarks.readme_figures --write

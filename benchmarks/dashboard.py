@@ -10,7 +10,7 @@ processed at once, socket notifiers excluded), as wall time and as GUI-thread CP
 latter excludes time the scheduler gave to other processes on a busy machine). Lag: wall clock
 after the frame that first shows a message minus its `t_emit`. Event-loop lateness: how late a
 10 ms heartbeat timer fires, i.e. the longest the window could not react.
-Targets (issue 6): frame p95 < 16 ms, lag < 100 ms.
+Targets: frame p95 < 16 ms, lag < 100 ms.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/dashboard.py [--duration 30]
 """

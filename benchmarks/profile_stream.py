@@ -135,7 +135,7 @@ def instrument(meter: _Meter) -> None:
     meter.wrap(face.FaceExtractor, "detect", "face detect")
     meter.wrap(expression_net.ExpressionNet, "predict", "expression net")
     meter.wrap(asr.SpeechRecognizer, "transcribe", "Whisper")
-    meter.wrap(words.WordEmbedder, "embed_words", "text encoder")  # "MiniLM" until issue 18
+    meter.wrap(words.WordEmbedder, "embed_words", "text encoder")  # "MiniLM" before MPNet shipped
     meter.wrap(words.WordEmbedder, "embed_sentence", "text encoder")
     meter.wrap(StepRunner, "_run", "engine")
     meter.wrap(StepRunner, "utterance", "engine")

@@ -1,390 +1,194 @@
-"""The README's figure tables, printed from benchmarks/results/*.json (the latest run of each).
+"""The measured figures in README.md and docs/benchmarks.md, printed from benchmarks/results/*.json.
 
     python -m benchmarks.readme_figures            # print every block
-    python -m benchmarks.readme_figures --write    # put them into README.md between the markers
-    python -m benchmarks.readme_figures --check    # exit 1 if README.md and the JSON disagree
+    python -m benchmarks.readme_figures --write    # put them into README.md and docs/benchmarks.md
+    python -m benchmarks.readme_figures --check    # exit 1 where either file and the JSON disagree
 
-Each block sits in README.md between `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`, so
-a figure in those places is always the JSON's; tests/test_readme_figures.py runs the check.
-After a new benchmark run or a new checkpoint: rerun the benchmark (or `python -m
-benchmarks.demo_output`), then `--write`.
+The README holds one table, the latest run of each benchmark with the machine it ran on, and the
+demo's example output; docs/benchmarks.md holds every run of every benchmark. Each block sits
+between `<!-- figures:NAME -->` and `<!-- /figures:NAME -->`, so a figure in those places is
+always the JSON's; tests/test_readme_figures.py runs the check. After a new benchmark run or a
+new checkpoint: rerun the benchmark (or `python -m benchmarks.demo_output`), then `--write`
+(`make figures` does both for the demo).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import figure_tables as ft
 from benchmarks.machine import ROOT, read_runs
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs" / "benchmarks.md"
 BLOCK = re.compile(r"(<!-- figures:(\w[\w-]*) -->\n)(.*?)(<!-- /figures:\2 -->)", re.S)
 
-
-def _f(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
-
-
-def _load(run: dict) -> str:
-    """'load 0.91 -> 1.09 (not busy)', with BUSY when the load exceeded the cores."""
-    before, after = run.get("load_before"), run.get("load_after")
-    if not before and not after:
-        return "load not recorded"
-    one = [f"{v[0]:.2f}" if v else "?" for v in (before, after)]
-    busy = run.get("busy")
-    flag = "**busy**" if busy else ("not busy" if busy is False else "busy not recorded")
-    return f"load {one[0]} -> {one[1]} ({flag})"
+# The targets the README states for the monitor; a summary row says whether its run met them.
+PIPELINE_TARGETS = {"step_p50_ms": 150.0, "step_p95_ms": 300.0, "utterance_p50_ms": 1000.0,
+                    "fast_x_realtime": 3.0}  # fmt: skip
 
 
-def provenance(run: dict) -> str:
-    """One italic line: when, where, how loaded, which commit and checkpoint."""
-    m = run.get("machine", {})
-    gpu = m.get("gpu", "none")
-    isa = f" ({m['isa']})" if m.get("isa") else ""  # recorded since 2026-12-07
-    where = (f"{m.get('cpu', '?')}{isa}, {m.get('cores', '?')} cores, "
-             f"{'no GPU' if gpu == 'none' else gpu}")  # fmt: skip
-    ckpt = run.get("checkpoint")
-    what = ""
-    if isinstance(ckpt, dict):
-        sha = ckpt.get("sha256")
-        what = f"; checkpoint {ckpt.get('path')}" + (f" (sha256 {sha[:12]})" if sha else "")
-    return (f"*{run.get('date', '?')[:10]}, {where}; {_load(run)}; commit "
-            f"{run.get('git_commit', '?')}{what}.*")  # fmt: skip
-
-
-def _latest(name: str) -> dict:
+def _runs(name: str) -> list[dict]:
     runs = read_runs(name)
     if not runs:
         raise SystemExit(f"error: benchmarks/results/{name}.json has no runs; run the benchmark")
-    return runs[-1]
+    return runs
 
 
-def _table(headers: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(out)
+def _profile_runs() -> dict[str, dict]:
+    return json.loads((ROOT / "benchmarks" / "results" / "profile_stream.json").read_text())["runs"]
 
 
-def demo() -> str:
-    run = _latest("demo")
-    lines = [u["line"] for u in run["utterances"][:4]]
-    return "```\n" + "\n".join(lines) + "\n```\n\n" + provenance(run)
+def _every(name: str, render: Callable[[dict], str]) -> Callable[[], str]:
+    """Every run of a benchmark, oldest first, each as its own table."""
+
+    def block() -> str:
+        runs = _runs(name)
+        return "\n\n".join(f"Run {i} of {len(runs)}:\n\n{render(run)}"
+                           for i, run in enumerate(runs, 1))  # fmt: skip
+
+    return block
 
 
-def step_latency() -> str:
-    run = _latest("step_latency")
-    rows = []
-    for key, r in run["results"].items():
-        s, f = r["step_ms"], r["forward_ms"]
-        rows.append([key.split("=")[1], f"{s['p50']:.2f} / {s['p95']:.2f}",
-                     f"{f['p50']:.1f} / {f['p95']:.1f}", f"{r['ratio_p50']:.0f}x"])  # fmt: skip
-    d = run["config"]["d_model"]
-    return (_table(["T (steps)", "step p50 / p95 ms", "forward over T p50 / p95 ms", "ratio"], rows)
-            + f"\n\nEager, 1 thread, batch 1, random-init model, d = {d}. " + provenance(run))
-
-
-def engines() -> str:
-    run = _latest("engines")
-    rows = []
-    for name, per_batch in run["engines"].items():
-        for batch, per_setting in per_batch.items():
-            r = per_setting.get("threads_1") or per_setting.get("gpu")
-            if r is None:
-                continue
-            x, cx = r["speedup_vs_eager"], r.get("cpu_speedup_vs_eager")
-            cpu = r.get("cpu_p50_ms")
-            rows.append([name, batch[1:], "1" if "threads_1" in per_setting else "GPU",
-                         f"{r['p50_ms']:.3f}", f"{r['p95_ms']:.3f}", f"{r['p99_ms']:.3f}",
-                         f"{r['steps_per_s']:.0f}", "-" if x is None else f"{x:.1f}x",
-                         "-" if cpu is None else f"{cpu:.3f}",
-                         "-" if cx is None else f"{cx:.1f}x"])  # fmt: skip
-    text = _table(["engine", "B", "threads", "p50 ms", "p95 ms", "p99 ms", "steps/s", "vs eager",
-                   "CPU p50 ms", "vs eager (CPU)"], rows) + "\n\n" + provenance(run)  # fmt: skip
-    t = run.get("targets") or {}
-    if t:
-        verdict = "met" if t["met"] else "**missed**"
-        text += (f"\n\nTarget (ONNX Runtime, B = 1, 1 thread: p50 < {t['onnx_b1_p50_target_ms']}"
-                 f" ms and at least {t['onnx_b1_speedup_target']:.0f}x eager): p50 "
-                 f"{t['onnx_b1_p50_ms']:.3f} ms, {t['onnx_b1_speedup_vs_eager']:.2f}x, {verdict}")
-        if "met_on_cpu_time" in t:
-            text += (f"; on CPU time p50 {t['onnx_b1_cpu_p50_ms']:.3f} ms, "
-                     f"{t['onnx_b1_cpu_speedup_vs_eager']:.2f}x, "
-                     f"{'met' if t['met_on_cpu_time'] else '**missed**'}")
-        text += "."
-        if run.get("busy"):
-            text += (" The machine was busy (load above its cores), which slows the two engines "
-                     "by different factors, so this run's ratios are not a clean measurement; "
-                     "compare the quiet run in the history below.")
-    history = []
-    for r in read_runs("engines"):
-        b1 = r.get("engines", {}).get("onnx", {}).get("B1", {}).get("threads_1")
-        if not b1:
-            continue
-        ck = r.get("checkpoint") or {}
-        history.append([r.get("date", "?")[:10], ck.get("path", "?"), f"{b1['p50_ms']:.3f}",
-                        f"{b1['speedup_vs_eager']:.2f}x", _load(r)])  # fmt: skip
-    text += "\n\nEvery run in `engines.json` (ONNX Runtime, B = 1, 1 thread):\n\n"
-    return text + _table(["date", "checkpoint", "p50 ms", "vs eager", "load"], history)
-
-
-def _face_row(face: dict, share: float, fps: int) -> list[str]:
-    """Runs since 2026-12-07 time the face as live samples it; earlier ones every frame."""
-    if "live_cpu_ms_per_frame" not in face:
-        return ["face (cascade + expression net)", face["unit"], _f(face["cpu_ms"]),
-                f"{share:.2f} at {fps} fps"]  # fmt: skip
-    return [f"face (cascade + expression net), {face['live_rate_hz']:g} analyses a second as live "
-            f"({_f(face['cpu_ms'])} ms each, full search)", f"{face['unit']} at {fps} fps",
-            _f(face["live_cpu_ms_per_frame"]), f"{share:.2f}"]  # fmt: skip
-
-
-def extractors() -> str:
-    run = _latest("extractors")
-    rows, share = run["rows"], run["cpu_share_cores"]
-    asr = rows["asr"]
-    table = [
-        _face_row(rows["face"], share["face"], run["camera_fps"]),
-        ["voice (eGeMAPS)", rows["voice"]["unit"], _f(rows["voice"]["cpu_ms"]),
-         f"{share['voice']:.2f}"],
-        ["voice activity (Silero)", rows["vad"]["unit"], _f(rows["vad"]["cpu_ms"], 2),
-         f"{share['vad']:.3f}"],
-        [f"speech recognition (Whisper base int8, {asr['threads']} threads)", asr["unit"],
-         _f(asr["cpu_ms"]), f"{share['asr']:.2f} at {run['speech_fraction']:.0%} speech"],
-        [f"word embeddings ({rows['words']['encoder']}"
-         f"{', ONNX Runtime' if rows['words'].get('backend') == 'onnx' else ''})", "word",
-         _f(rows["words"]["ms_per_word"]), f"{share['words']:.3f}"],
-        ["**whole front half**", "", "", f"**{share['total']:.2f}**"],
-    ]  # fmt: skip
-    # The encoder a checkpoint may name but the shipped one does not (runs since issue 18).
-    for r in run.get("words_by_encoder", {}).values():
-        if r["encoder"] != rows["words"]["encoder"]:
-            scale = share["words"] / rows["words"]["cpu_ms"] * r["cpu_ms"]
-            table.insert(-1, [f"word embeddings ({r['encoder']}, not shipped)", "word",
-                              _f(r["ms_per_word"]), f"{scale:.3f} (instead)"])  # fmt: skip
-    torch_row = run.get("words_shipped_on_torch")  # runs since the ONNX text back-end
-    if torch_row:
-        scale = share["words"] / rows["words"]["cpu_ms"] * torch_row["cpu_ms"]
-        table.insert(-1, [f"word embeddings ({torch_row['encoder']}, PyTorch, not live)", "word",
-                          _f(torch_row["ms_per_word"]), f"{scale:.3f} (instead)"])  # fmt: skip
-    full = run["asr_full_window"]
-    by = run["asr_by_threads"]
-    rtf = ", ".join(f"{by[k]['rtf']:.3f} with {k} thread{'s' if k != '1' else ''}" for k in by)
-    return (_table(["extractor", "per", "CPU ms", "share of one core, live"], table)
-            + f"\n\nWhisper's real-time factor (wall): {rtf}; with its full 30 s window "
-              f"{full['rtf']:.3f} (same words in {run['asr_same_words_as_full_window']} test "
-              "segments). " + provenance(run))  # fmt: skip
-
-
-def tts_asr() -> str:
-    run = _latest("tts_asr")
-    rows = [[s["words_per_minute"], s["word_gap_ms"], f"{100 * s['wer']:.1f} %",
-             f"{s['negations_lost']} of {s['negations']}"] for s in run["settings"]]  # fmt: skip
-    return (_table(["words a minute", "gap between words", "word error rate", "negations lost"],
-                   rows)  # fmt: skip
-            + f"\n\n{run['n']} CMU-MOSI {run['split']} transcripts ({run['words']} words) spoken "
-              "by espeak-ng, Whisper base, greedy. " + provenance(run))
-
-
-def pipeline() -> str:
-    runs = read_runs("pipeline")
-    rows = []
-    for run in runs:
-        for mode, r in run["results"].items():
-            s, u = r["step_latency_ms"], r["utterance_latency_ms"] or {}
-            step = (f"{s['p50']:.0f} / {s['p95']:.0f} / {s['p99']:.0f}" if mode == "realtime"
-                    else "(queueing)")  # fmt: skip
-            utt = f"{u['p50']:.0f} / {u['p95']:.0f}" if u and mode == "realtime" else "-"
-            c = r.get("curve")  # runs before issue 18 did not measure it
-            curve = (f"{100 * c['saturation']:.1f} / {c['jitter']:.3f} / "
-                     f"{100 * c['sign_agreement']:.0f} ({c['decided']:.0f})" if c else "-")  # fmt: skip
-            if run.get("text_hold") is False:  # a run with the words held only while spoken
-                mode += ", no text hold"
-            rows.append([run.get("date", "?")[:10], mode, step, utt,
-                         f"{r['speed_x_realtime']:.2f}x", f"{r['cpu_cores_used']:.2f}", curve,
-                         _load(run)])  # fmt: skip
-    return (_table(["date", "mode", "step latency p50 / p95 / p99 ms",
-                    "utterance latency after the pause p50 / p95 ms", "speed", "CPU cores",
-                    "curve: saturated % / jitter / sign agree % (of)", "load"], rows)  # fmt: skip
-            + "\n\nLatest run: " + provenance(runs[-1]))
-
-
-def pipeline_ab() -> str:
-    """Every A/B run of benchmarks/pipeline_ab.py: old and new build alternating in one run."""
-    runs = read_runs("pipeline-ab-session")
-    rows = []
-
-    def p95(run: dict, build: str, mode: str) -> float:  # runs before it was summarised
-        return float(statistics.median([r["step_latency_ms"]["p95"] for r in run["runs"]
-                                if r["build"] == build and r["mode"] == mode]))  # fmt: skip
-
-    for run in runs:
-        for mode, r in run["summary"].items():
-            old, new = r["median"]["old"], r["median"]["new"]
-            rows.append([run.get("date", "?")[:16].replace("T", " "), run["old_commit"][:7],
-                         run.get("git_commit", "?"), mode,
-                         f"{old['cpu_s_per_clip_s']:.3f} -> {new['cpu_s_per_clip_s']:.3f} "
-                         f"({r['cpu_new_vs_old_pct']:+.1f} %)",
-                         f"{old['step_latency_p50_ms']:.0f} -> {new['step_latency_p50_ms']:.0f}",
-                         f"{p95(run, 'old', mode):.0f} -> {p95(run, 'new', mode):.0f}",
-                         f"{old['utterance_latency_p50_ms']:.0f} -> {new['utterance_latency_p50_ms']:.0f}",
-                         _load(run)])  # fmt: skip
-    return ("Old and new build alternating in one run (`python -m benchmarks.pipeline_ab --old REF`, "
-            "medians of " + str(runs[-1]["rounds"]) + " rounds, the demo clip, the same checkpoint; "
-            "`benchmarks/results/pipeline-ab-session.json`):\n\n"
-            + _table(["date (UTC)", "old", "new", "mode", "CPU s per clip s", "step p50 ms",
-                      "step p95 ms", "utterance p50 ms", "load"], rows))  # fmt: skip
-
-
-def _multistream_rows(run: dict) -> list[list]:
-    def span(v, scale=1.0, digits=0):
-        lo, hi = min(v) / scale, max(v) / scale
-        return f"{lo:.{digits}f}" if f"{lo:.{digits}f}" == f"{hi:.{digits}f}" else \
-            f"{lo:.{digits}f} to {hi:.{digits}f}"  # fmt: skip
-
-    rows = []
-    for r in run["results"]:
-        per = r["per_stream"]
-        p50 = [s["step_latency_ms"]["p50"] for s in per]
-        p95 = [s["step_latency_ms"]["p95"] for s in per]
-        ends = [s["lag_s"]["end"] for s in per]
-        utt = [s["utterance_latency_ms"]["p50"] for s in per if s["utterance_latency_ms"]]
-        keep = sum(s["keeps_realtime"] for s in per)
-        big = max(p95) > 2000
-        unit, scale, digits = ("s", 1000.0, 1) if big else ("ms", 1.0, 0)
-        faces = r.get("face_batching", {}).get("mean_batch")
-        rows.append([r["streams"], f"{span(p50, scale, digits)} / {span(p95, scale, digits)} {unit}",
-                     f"{span(ends, 1.0, 2)} s", f"{keep} of {len(per)}",
-                     f"{span(utt, 1000.0, 2)} s" if utt else "-",
-                     f"{r['cpu_cores_used']:.2f}", f"{r['cpu_cores_per_stream']:.2f}",
-                     f"{r['batching']['mean_batch']:.2f}",
-                     "-" if faces is None else f"{faces:.2f}",
-                     f"{r['load_average_before'][0]:.2f}"])  # fmt: skip
-    return rows
-
-
-def multistream() -> str:
-    """The latest run with one Whisper worker (realtime.multi's setting), then the latest run
-    with each other number of workers, each with its provenance."""
-    runs = read_runs("multistream")
-    if not runs:
-        raise SystemExit("error: benchmarks/results/multistream.json has no runs; run the benchmark")
-    latest = {r.get("asr_workers", 1): r for r in runs}  # the last run of each setting
-    default = latest.pop(1, runs[-1])
-    headers = ["streams", "step latency p50 / p95", "lag at the end", "streams keeping real time",
-               "utterance latency p50", "CPU cores", "CPU s per stream-second",
-               "steps per engine call", "faces per network call", "load before"]  # fmt: skip
-    out = [_table(headers, _multistream_rows(default)), provenance(default)]
-    for run in latest.values():
-        out += [f"The same with `--asr-workers {run['asr_workers']}` (Whisper calls of "
-                f"{run['asr_workers']} streams at once):",
-                _table(headers, _multistream_rows(run)), provenance(run)]
-    return "\n\n".join(out)
-
-
-def dashboard() -> str:
-    run = _latest("dashboard")
-    st, bu, lag = run["frame_ms_steady"], run["frame_ms_burst"], run["lag_ms"]
-    rows = [
-        ["steady (10 steps/s)", f"{st['p50']:.1f} / {st['p95']:.1f}"],
-        [f"bursts (+{run['options']['burst_rate_hz']:.0f} messages/s)",
-         f"{bu['p50']:.1f} / {bu['p95']:.1f}"],
-    ]  # fmt: skip
-    return (_table(["condition", "frame time p50 / p95 ms (target p95 16)"], rows)
-            + f"\n\n{run['messages_received']} of {run['messages_sent']} messages drawn, "
-              f"{run['points_drawn']} points in the {run['options']['window_s']:.0f} s window; "
-              f"message-to-screen lag p50 / p95 {lag['p50']:.0f} / {lag['p95']:.0f} ms "
-              f"(target 100 ms); the dashboard used {run['dashboard_cpu_percent']:.0f} % of one "
-              "core. " + provenance(run))  # fmt: skip
-
-
-def serving() -> str:
-    run = _latest("serving")
-    limit = run.get("p95_limit_ms", 50.0)
-    rows = [[r["engine"], r["streams"], f"{r['steps_per_s']:.0f}", f"{r['p50']:.1f}",
-             f"{r['p95']:.1f}", "yes" if r["p95"] < limit and r["steps_per_s"] >= 10 *
-             r["streams"] else "no"] for r in run["rows"]]  # fmt: skip
-    within = [r["streams"] for r in run["rows"] if r["engine"] == "triton" and r["p95"] < limit
-              and r["steps_per_s"] >= 10 * r["streams"]]  # fmt: skip
-    return (_table(["engine", "streams", "steps/s", "p50 ms", "p95 ms",
-                    f"10 Hz streams within p95 {limit:.0f} ms"], rows)  # fmt: skip
-            + f"\n\nThe most Triton streams measured within the limit: **{max(within, default=0)}**"
-              " (larger counts were not measured or broke it). " + provenance(run))
-
-
-def soak() -> str:
-    runs = [r for r in read_runs("soak-realtime") if r.get("peak_rss_growth") is not None]
-    if not runs:
-        return "No real-time soak with a peak-growth verdict recorded yet."
-    rows = []
-    for r in runs:
-        per = r["per_minute"]
-        p50 = [m["step_latency_p50_ms"] for m in per if m["step_latency_p50_ms"] is not None]
-        heap = [(m["c_heap_in_use_mb"], m["c_heap_free_mb"]) for m in per if "c_heap_in_use_mb" in m]
-        heap_cell = (f"{min(h[0] for h in heap):.0f} to {max(h[0] for h in heap):.0f} MB; "
-                     f"{heap[0][1]:.0f} -> {heap[-1][1]:.0f} MB" if heap else "not recorded")  # fmt: skip
-        trims = "trim" if "c_heap_in_use_mb" in per[0] else "-"
-        settings = trims + (" + 1 MiB mmap" if r.get("map_large_buffers") else "")
-        if r.get("malloc_arena_max"):
-            settings += f" + {r['malloc_arena_max']} arenas"
-        rows.append([r.get("date", "?")[:16].replace("T", " "), r.get("git_commit", "?"), settings,
-                     f"{r['minutes']:.0f} min", f"{per[0]['rss_mb']:.0f} MB",
-                     f"**{r['peak_rss_growth']:+.1%}** (minute {r['peak_minute']})",
-                     f"{r['final_rss_growth']:+.1%}", r["verdict"],
-                     heap_cell, f"{min(p50) / 1000:.1f} to {max(p50) / 1000:.1f} s", r["errors"],
-                     _load(r)])  # fmt: skip
-    return ("Soak (`python -m benchmarks.soak --minutes 30`): the demo clip replayed in a loop at "
-            "real time as a live session, a subscriber that reads nothing attached throughout; "
-            f"verdict on the peak resident-memory growth after the first minute (target under "
-            f"{runs[-1]['growth_target']:.0%}). Every run in "
-            "`benchmarks/results/soak-realtime.json` (per-minute series there):\n\n"
-            + _table(["date (UTC)", "commit", "C heap measures", "length", "RSS after minute 1", "peak growth",
-                      "at the end", "verdict", "C heap in use (range); held free (first -> last)",
-                      "step latency p50 by minute", "errors", "load"],
-                     rows))  # fmt: skip
-
-
-def profile() -> str:
-    """CPU per component of one live stream, each profiled build side by side."""
-    import json
-
-    runs = json.loads((ROOT / "benchmarks" / "results" / "profile_stream.json").read_text())["runs"]
-    names = list(runs)
-    parts = list(runs[names[0]]["components"])
-    rows = [[part, *(f"{runs[n]['components'][part]:.3f}" for n in names)] for part in parts]
-    rows.append(["**total**", *(f"**{runs[n]['total_cores']:.3f}**" for n in names)])
-    rows.append(["kept real time (step lag p95)", *(
-        f"{'yes' if runs[n]['kept_up'] else 'no'} ({runs[n]['step_lag_s_p95']:.2f} s)"
-        for n in names)])  # fmt: skip
-    loads = "; ".join(
-        f"{n}: {(runs[n].get('date') or runs[n]['machine']['date'])[:10]}, load "
-        f"{runs[n]['load_average_before'][0]:.2f} -> "
-        f"{runs[n]['load_average_after'][0]:.2f}{' (**busy**)' if runs[n]['busy'] else ''}"
-        for n in names
-    )
-    m = runs[names[-1]]["machine"]
-    return (_table(["component (cores)", *names], rows)
-            + f"\n\nCPU time per second of media, {runs[names[-1]]['wall_s']:.0f} s after "
-            f"{runs[names[-1]]['warmup_s']:.0f} s of warm-up. *{m['cpu']}, "
-            f"{m['cores']} cores, no GPU; {loads}.*")  # fmt: skip
-
-
-BLOCKS: dict[str, Callable[[], str]] = {
-    "demo": demo, "step-latency": step_latency, "engines": engines, "extractors": extractors,
-    "tts-asr": tts_asr, "pipeline": pipeline, "multistream": multistream,
-    "dashboard": dashboard, "serving": serving, "soak": soak, "profile": profile,
-    "pipeline-ab": pipeline_ab,
+DOC_BLOCKS: dict[str, Callable[[], str]] = {
+    "step-latency": _every("step_latency", ft.step_latency),
+    "engines": _every("engines", ft.engines),
+    "extractors": _every("extractors", ft.extractors),
+    "tts-asr": _every("tts_asr", ft.tts_asr),
+    "pipeline": lambda: ft.pipeline(_runs("pipeline")),
+    "pipeline-ab": lambda: ft.pipeline_ab(_runs("pipeline-ab-session")),
+    "profile": lambda: ft.profile(_profile_runs()),
+    "multistream": _every("multistream", ft.multistream),
+    "dashboard": _every("dashboard", ft.dashboard),
+    "serving": _every("serving", ft.serving),
+    "soak": lambda: ft.soak(read_runs("soak-realtime")),
+    "demo": _every("demo", ft.demo),
 }  # fmt: skip
 
 
-def render_all() -> dict[str, str]:
-    return {name: fn() for name, fn in BLOCKS.items()}
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
 
 
-def readme_blocks(text: str) -> dict[str, str]:
-    """The text between each pair of markers in the README."""
+def _ran_on(run: dict) -> str:
+    busy = " (**busy**)" if run.get("busy") else ""
+    date = run.get("date") or run.get("machine", {}).get("date") or "?"
+    return f"{date[:10]}, {ft.host(run)}{busy}"
+
+
+def _summary_rows() -> list[list[str]]:
+    rows = []
+    run = _runs("step_latency")[-1]
+    longest = max(run["results"], key=lambda k: int(k.split("=")[1]))
+    r = run["results"][longest]
+    rows.append(["model step, incremental (`step_latency`)",
+                 f"{r['step_ms']['p50']:.2f} ms a step (p50); recomputing {longest.split('=')[1]} "
+                 f"steps instead {r['forward_ms']['p50']:.0f} ms ({r['ratio_p50']:.0f}x)",
+                 "-", _ran_on(run)])  # fmt: skip
+    run = _runs("engines")[-1]
+    t = run["targets"]
+    rows.append(["engine step, ONNX Runtime, 1 stream, 1 thread (`engines`)",
+                 f"{t['onnx_b1_p50_ms']:.3f} ms (p50), {t['onnx_b1_speedup_vs_eager']:.1f}x eager",
+                 f"p50 < {t['onnx_b1_p50_target_ms']} ms and {t['onnx_b1_speedup_target']:.0f}x "
+                 f"eager: {_met(t['met'])}", _ran_on(run)])  # fmt: skip
+    run = _runs("extractors")[-1]
+    share = run["cpu_share_cores"]
+    rows.append(["features of one live stream (`extractors`)",
+                 f"{share['total']:.2f} of a core (Whisper {share['asr']:.2f} at "
+                 f"{run['speech_fraction']:.0%} speech, face {share['face']:.2f}, words "
+                 f"{share['words']:.3f})", "-", _ran_on(run)])  # fmt: skip
+    run = _runs("tts_asr")[-1]
+    wer = "; ".join(f"{100 * s['wer']:.1f} % at {s['words_per_minute']} wpm"
+                    + (f" + {s['word_gap_ms']} ms gaps" if s["word_gap_ms"] else "")
+                    for s in run["settings"])  # fmt: skip
+    rows.append(["Whisper base on espeak-ng speech (`tts_asr`)", f"words wrong: {wer}", "-",
+                 _ran_on(run)])  # fmt: skip
+    run = _runs("pipeline")[-1]
+    paced, fast = run["results"]["realtime"], run["results"]["fast"]
+    s, u = paced["step_latency_ms"], paced["utterance_latency_ms"] or {}
+    utt = u.get("p50")
+    ok = (s["p50"] < PIPELINE_TARGETS["step_p50_ms"] and s["p95"] < PIPELINE_TARGETS["step_p95_ms"],
+          utt is not None and utt < PIPELINE_TARGETS["utterance_p50_ms"],
+          fast["speed_x_realtime"] >= PIPELINE_TARGETS["fast_x_realtime"])  # fmt: skip
+    rows.append(["the demo clip through the pipeline (`pipeline`)",
+                 f"paced: step latency {s['p50']:.0f} / {s['p95']:.0f} ms (p50 / p95), utterance "
+                 f"result {'-' if utt is None else f'{utt / 1000:.2f} s'} after the pause (p50), "
+                 f"{paced['cpu_cores_used']:.2f} of a core; fast replay "
+                 f"{fast['speed_x_realtime']:.2f}x real time",
+                 f"step < 150 / 300 ms: {_met(ok[0])}; utterance < 1 s: {_met(ok[1])}; "
+                 f"fast >= 3x: {_met(ok[2])}", _ran_on(run)])  # fmt: skip
+    runs = _profile_runs()
+    name = list(runs)[-1]
+    prof = runs[name]
+    top = max(prof["components"], key=prof["components"].get)
+    rows.append(["CPU per component of one live stream (`profile_stream`)",
+                 f"{prof['total_cores']:.3f} of a core, {top} {prof['components'][top]:.3f}; "
+                 f"kept real time: {'yes' if prof['kept_up'] else 'no'}", "-",
+                 _ran_on(prof)])  # fmt: skip
+    run = [r for r in _runs("multistream") if r.get("asr_workers", 1) == 1][-1]
+    most = max(run["results"], key=lambda r: r["streams"])
+    per = most["per_stream"]
+    keep = sum(p["keeps_realtime"] for p in per)
+    p95 = max(p["step_latency_ms"]["p95"] for p in per)
+    rows.append(["several streams in one process (`multistream`)",
+                 f"{most['streams']} streams: {keep} of {len(per)} keep real time, step latency "
+                 f"p95 up to {p95:.0f} ms, {most['cpu_cores_used']:.2f} cores",
+                 f"step p95 and lag < {run['keep_s']} s: {_met(keep == len(per))}",
+                 _ran_on(run)])  # fmt: skip
+    run = _runs("dashboard")[-1]
+    t = run["targets"]
+    rows.append(["dashboard, offscreen (`dashboard`)",
+                 f"frame time p95 {run['frame_ms_steady']['p95']:.1f} ms steady, "
+                 f"{run['frame_ms_burst']['p95']:.1f} ms in bursts; message to screen p95 "
+                 f"{run['lag_ms']['p95']:.0f} ms",
+                 f"frame p95 < {t['frame_p95_ms']:.0f} ms: "
+                 f"{_met(max(run['frame_ms_steady']['p95'], run['frame_ms_burst']['p95']) < t['frame_p95_ms'])}"
+                 f"; lag < {t['lag_ms']:.0f} ms: {_met(run['lag_ms']['p95'] < t['lag_ms'])}",
+                 _ran_on(run)])  # fmt: skip
+    run = _runs("serving")[-1]
+    limit = run.get("p95_limit_ms", 50.0)
+    within = {e: max((r["streams"] for r in run["rows"] if r["engine"] == e and r["p95"] < limit
+                      and r["steps_per_s"] >= 10 * r["streams"]), default=0)
+              for e in ("triton", "onnx in-process (B = streams)")}  # fmt: skip
+    rows.append(["many streams through Triton, CPU (`serving`)",
+                 f"{within['triton']} streams at 10 Hz within p95 {limit:.0f} ms "
+                 f"(ONNX Runtime in-process: {within['onnx in-process (B = streams)']})", "-",
+                 _ran_on(run)])  # fmt: skip
+    soaks = [r for r in read_runs("soak-realtime") if r.get("peak_rss_growth") is not None]
+    if soaks:
+        run = soaks[-1]
+        rows.append(["memory over a paced session (`soak`)",
+                     f"{run['minutes']:.0f} min: resident memory peak {run['peak_rss_growth']:+.1%}"
+                     f" after the first minute, {run['errors']} errors",
+                     f"< {run['growth_target']:.0%}: {_met(run['verdict'] == 'within')}",
+                     _ran_on(run)])  # fmt: skip
+    return rows
+
+
+def summary() -> str:
+    """The README's one table: the latest run of each benchmark, and where it ran."""
+    return ft.table(["benchmark", "latest run", "target", "ran on"], _summary_rows())
+
+
+README_BLOCKS: dict[str, Callable[[], str]] = {
+    "demo": lambda: ft.demo(_runs("demo")[-1]),
+    "figures": summary,
+}
+
+FILES: dict[Path, dict[str, Callable[[], str]]] = {README: README_BLOCKS, DOCS: DOC_BLOCKS}
+
+
+def render(blocks: dict[str, Callable[[], str]]) -> dict[str, str]:
+    return {name: fn() for name, fn in blocks.items()}
+
+
+def blocks_in(text: str) -> dict[str, str]:
+    """The text between each pair of markers."""
     return {m[2]: m[3].rstrip("\n") for m in BLOCK.finditer(text)}
 
 
@@ -396,29 +200,37 @@ def rewrite(text: str, rendered: dict[str, str]) -> str:
     return BLOCK.sub(sub, text)
 
 
+def differences(path: Path, rendered: dict[str, str]) -> list[str]:
+    """One line per block of `path` that is missing, extra or not the JSON's."""
+    found = blocks_in(path.read_text(encoding="utf-8"))
+    lines = [f"{path.name}: no block {n!r}" for n in rendered if n not in found]
+    lines += [f"{path.name}: block {n!r} is not generated" for n in found if n not in rendered]
+    lines += [f"{path.name}: block {n!r} differs from the JSON" for n in rendered
+              if n in found and found[n] != rendered[n]]  # fmt: skip
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--write", action="store_true", help="rewrite the blocks in README.md")
-    what.add_argument("--check", action="store_true", help="exit 1 where README.md differs")
-    parser.add_argument("--readme", type=Path, default=README)
+    what.add_argument("--write", action="store_true", help="rewrite the blocks in both files")
+    what.add_argument("--check", action="store_true", help="exit 1 where a file differs")
     args = parser.parse_args(argv)
-    rendered = render_all()
-    text = args.readme.read_text()
-    if args.write:
-        args.readme.write_text(rewrite(text, rendered))
-        print(f"wrote {len(readme_blocks(text))} blocks into {args.readme}")
-        return 0
-    if args.check:
-        found = readme_blocks(text)
-        bad = sorted(n for n in rendered if found.get(n) != rendered[n])
-        for name in bad:
-            print(f"{args.readme.name}: block {name!r} differs from the JSON"
-                  if name in found else f"{args.readme.name}: no block {name!r}")  # fmt: skip
-        return 1 if bad else 0
-    for name, body in rendered.items():
-        print(f"<!-- figures:{name} -->\n{body}\n<!-- /figures:{name} -->\n")
-    return 0
+    bad = []
+    for path, blocks in FILES.items():
+        rendered = render(blocks)
+        if args.write:
+            text = path.read_text(encoding="utf-8")
+            path.write_text(rewrite(text, rendered), encoding="utf-8")
+            print(f"wrote {len(blocks_in(text))} blocks into {path.relative_to(ROOT)}")
+        elif args.check:
+            bad += differences(path, rendered)
+        else:
+            for name, body in rendered.items():
+                print(f"<!-- figures:{name} -->\n{body}\n<!-- /figures:{name} -->\n")
+    for line in bad:
+        print(line)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

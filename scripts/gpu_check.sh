@@ -42,7 +42,7 @@ LOG=benchmarks/results/gpu_check.pytest.log
 set +e
 QT_QPA_PLATFORM=offscreen "$VENV/bin/python" -m pytest -m gpu -q -rs 2>&1 | tee "$LOG"
 TESTS_RC=${PIPESTATUS[0]}
-# engines.py rewrites benchmarks/results/engines.json; the CPU figures the README quotes are kept
+# engines.py rewrites benchmarks/results/engines.json; the CPU runs docs/benchmarks.md prints are kept
 # and the GPU run goes into gpu_check.json.
 CPU_ENGINES=$(mktemp)
 [ -f benchmarks/results/engines.json ] && cp benchmarks/results/engines.json "$CPU_ENGINES"

@@ -110,7 +110,7 @@ def test_a_real_x_window_and_its_screenshot(xvfb: str, qtbot, tmp_path: Path) ->
 
 
 def test_qt_failure_output_becomes_one_line() -> None:
-    """What Qt prints when libraries are missing (the issue's case, as Qt 6 prints it) becomes
+    """What Qt prints when libraries are missing (the case of a machine without them, as Qt 6 prints it) becomes
     one line naming them; `could not connect` names the display."""
     qt_output = (
         "qt.core.library: \"/x/PyQt6/Qt6/plugins/platforms/libqxcb.so\" cannot load: Cannot load "

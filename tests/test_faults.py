@@ -37,7 +37,7 @@ from realtime.types import SAMPLE_RATE_HZ, VideoFrame
 
 UNPLUG_S, REPLUG_S = 5.5, 8.0  # within the second sentence: audio and text go on meanwhile
 OVERFLOW_S, NAN_S, MIC_GONE_S, STOP_S = 2.0, 2.5, 10.5, 12.5
-REPORT_WITHIN_S = 2.0  # the bound for a lost device to show in status
+REPORT_WITHIN_S = 2.0  # the promised bound for a lost device to show in status (docs/reliability.md)
 
 
 @pytest.fixture(scope="module")

@@ -1,35 +1,66 @@
-"""The README's figures are the JSON's: every block between `<!-- figures:NAME -->` markers is what
-`python -m benchmarks.readme_figures` prints from benchmarks/results/*.json, and the demo output
-comes from a run of the checkpoint that ships. On failure: rerun the benchmark (or `python -m
-benchmarks.demo_output` after a new checkpoint), then `python -m benchmarks.readme_figures --write`.
+"""The measured figures are the JSON's: every block between `<!-- figures:NAME -->` markers in
+README.md (one table of the latest runs, and the demo's output) and in docs/benchmarks.md (every
+run) is what `python -m benchmarks.readme_figures` prints from benchmarks/results/*.json, and the
+demo output comes from a run of the checkpoint that ships. On failure: rerun the benchmark (or
+`python -m benchmarks.demo_output` after a new checkpoint), then `make figures`.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from benchmarks import readme_figures
-from benchmarks.machine import ROOT, latest
+from benchmarks.machine import ROOT, latest, read_runs
 
 README = (ROOT / "README.md").read_text()
+DOCS = (ROOT / "docs" / "benchmarks.md").read_text()
+PAGES = {"README.md": (README, readme_figures.README_BLOCKS),
+         "docs/benchmarks.md": (DOCS, readme_figures.DOC_BLOCKS)}  # fmt: skip
 
 
-def test_every_block_is_in_the_readme_and_matches_the_json() -> None:
-    rendered = readme_figures.render_all()
-    found = readme_figures.readme_blocks(README)
-    assert set(found) == set(rendered), "README blocks and generated blocks differ in name"
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_block_is_on_its_page_and_matches_the_json(page: str) -> None:
+    text, blocks = PAGES[page]
+    rendered = readme_figures.render(blocks)
+    found = readme_figures.blocks_in(text)
+    assert set(found) == set(rendered), f"{page}: blocks and generated blocks differ in name"
     for name, body in rendered.items():
-        assert found[name] == body, f"README block {name!r} differs from the JSON; rerun --write"
+        assert found[name] == body, f"{page}: block {name!r} differs from the JSON; make figures"
 
 
-def test_a_changed_figure_is_caught() -> None:
-    rendered = readme_figures.render_all()
-    text = readme_figures.rewrite(README, rendered)
-    assert readme_figures.readme_blocks(text) == rendered
-    edited = text.replace(rendered["engines"], rendered["engines"].replace("|", "| 9", 1))
+def test_the_readme_has_one_table_of_figures_with_the_latest_run_of_each_benchmark() -> None:
+    table = readme_figures.blocks_in(README)["figures"].splitlines()
+    assert table[0].startswith("| benchmark | latest run | target | ran on |")
+    rows = table[2:]
+    assert all(r.startswith("| ") for r in rows) and "<!--" not in "\n".join(rows)
+    for name in ("step_latency", "engines", "extractors", "tts_asr", "pipeline", "dashboard",
+                 "serving"):  # fmt: skip
+        run = read_runs(name)[-1]
+        (row,) = [r for r in rows if f"(`{name}`)" in r]
+        assert row.rstrip(" |").split("| ")[-1].startswith(run["date"][:10]), (name, row)
+        assert run["machine"]["cpu"] in row
+    # Every run of the pipeline benchmark is on the history page, one row per mode.
+    pipeline_rows = [r for r in readme_figures.blocks_in(DOCS)["pipeline"].splitlines()[2:]]
+    assert len(pipeline_rows) == sum(len(r["results"]) for r in read_runs("pipeline"))
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_a_changed_figure_is_caught(page: str, tmp_path) -> None:
+    text, blocks = PAGES[page]
+    rendered = readme_figures.render(blocks)
+    assert readme_figures.blocks_in(readme_figures.rewrite(text, rendered)) == rendered
+    name = "figures" if page == "README.md" else "engines"
+    edited = text.replace(rendered[name], rendered[name].replace("| ", "| 9", 1), 1)
     assert edited != text
-    assert readme_figures.readme_blocks(edited)["engines"] != rendered["engines"]
-    assert readme_figures.main(["--check"]) == 0  # the README itself agrees
+    copy = tmp_path / "page.md"
+    copy.write_text(edited)
+    assert readme_figures.differences(copy, rendered) == [
+        f"page.md: block {name!r} differs from the JSON"]
+    copy.write_text(text.replace(f"<!-- figures:{name} -->", "", 1))
+    assert f"page.md: no block {name!r}" in readme_figures.differences(copy, rendered)
+    assert readme_figures.main(["--check"]) == 0  # the files themselves agree
 
 
 def test_demo_output_is_from_the_shipped_checkpoint() -> None:

@@ -1,7 +1,7 @@
 """The face and voice readouts beside the model's sentiment: expression bars, the valence/arousal
 point on the circumplex with a short trail, a voice arousal trace and the baseline's calibration
-state. These are readouts of the face and the voice, not the model's output (README, "What each
-number means").
+state. These are readouts of the face and the voice, not the model's output (docs/readouts.md,
+"What each number means").
 
 `ReadoutMemory` (Qt-free) keeps what the panel draws, fed with every decoded message. Cost, since
 the dashboard's frame budget is 16 ms: all three parts are painted with QPainter and cached
