@@ -286,8 +286,9 @@ def check_data_adapter(splits: dict[str, SequenceSet], digest: str, where: str) 
         )
 
 
-def load_splits(paths: list[str]) -> dict[str, SequenceSet]:
-    """train and valid (and test where every file has it) of each file, joined split by split."""
+def load_splits(paths: list[str], counts: dict | None = None) -> dict[str, SequenceSet]:
+    """train and valid (and test where every file has it) of each file, joined split by split.
+    counts: filled with each file's name -> split -> rows, as the checkpoint records them."""
     per_file = []
     for path in paths:
         try:
@@ -297,6 +298,8 @@ def load_splits(paths: list[str]) -> dict[str, SequenceSet]:
                 raise
             per_file.append(load_mmsa(path, ("train", "valid")))
             log.info("%s has no test split", path)
+    if counts is not None:
+        counts.update({Path(p).name: {s: len(d) for s, d in f.items()} for p, f in zip(paths, per_file)})
     names = [s for s in ("train", "valid", "test") if all(s in f for f in per_file)]
     return {name: concat_sets([f[name] for f in per_file]) for name in names}
 
@@ -367,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dropout is not None:
             config = replace(config, dropout=args.dropout)
         options = TrainOptions(**{f: getattr(args, f) for f in CLI_FIELDS})
-        splits = load_splits(args.data)
+        sources: dict = {}
+        splits = load_splits(args.data, sources)
         text_adapter = load_adapter(args.text_adapter) if args.text_adapter else None
         init = None
         if args.init:  # the architecture is the checkpoint's, whatever the preset says
@@ -388,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     result = train(config, splits, options, init=init.model if init else None)
     out = Path(args.out)
     meta = {
-        "data": [str(d) for d in args.data], "preset": args.preset, "options": asdict(options),
+        "data": [str(d) for d in args.data], "sources": sources, "preset": args.preset,
+        "options": asdict(options),
         **({"init": {"path": str(init.path), "digest": init.digest}} if init else {}),
         "best_epoch": result.best_epoch, "metrics": json_safe(result.metrics),
         "trained_s": round(time.time() - started, 1),

@@ -18,13 +18,10 @@ Voice (a step with speech): eGeMAPS low-level descriptors (Eyben et al. 2016, "T
 Minimalistic Acoustic Parameter Set (GeMAPS) for voice research and affective computing", IEEE
 Trans. Affective Computing 7(2), 190-202): loudness (Loudness_sma3, mean over the step), pitch
 (F0semitoneFrom27.5Hz_sma3nz, mean of the voiced frames) and pitch variability (standard deviation
-of voiced F0 over the last PITCH_WINDOW_S of speech). Arousal = tanh(sum of AROUSAL_WEIGHTS times
-each descriptor standardised by VOICE_REFERENCE): louder, higher and more varied voices go with
-higher arousal (Juslin & Laukka 2003, Psychological Bulletin 129(5), 770-814; loudness is the most
-consistent cue, so it weighs most). An uncalibrated proxy: the reference values are rough centres
-of adult conversational speech at a usual recording level, so the absolute value depends on the
-microphone's gain and on the speaker; the baseline-relative values (realtime/baseline.py) remove
-both.
+of voiced F0 over the last PITCH_WINDOW_S of speech), as measured; and arousal, a linear readout
+of the step's 25 descriptor means fitted on real actors (realtime/voice_readout.py; its figures
+on annotated speech are in docs/model-card.md). The absolute values depend on the microphone's
+gain and on the speaker; the baseline-relative values (realtime/baseline.py) remove both.
 """
 
 from __future__ import annotations
@@ -46,6 +43,7 @@ from contract.readout_messages import (
 )
 from realtime.baseline import Baseline
 from realtime.types import StepFeatures
+from realtime.voice_readout import VoiceReadoutModel, load_voice_readout
 
 _VA = np.array([CIRCUMPLEX[label] for label in EXPRESSION_LABELS])  # (7, 2)
 QUALITY_INDEX = len(EXPRESSION_LABELS) + 4  # face feature: detection confidence (FACE_GEOMETRY)
@@ -54,13 +52,6 @@ LOUDNESS_INDEX = 0  # eGeMAPSv02 LLD: Loudness_sma3
 F0_INDEX = 10  # eGeMAPSv02 LLD: F0semitoneFrom27.5Hz_sma3nz (0 in unvoiced frames)
 PITCH_WINDOW_S = 1.0  # pitch variability: voiced frames of the speech steps of the last second
 MIN_VOICED_FRAMES = 5  # 50 ms of voiced frames before a variability is given
-# (mean, standard deviation) used to standardise each descriptor for the absolute arousal.
-VOICE_REFERENCE = {
-    "loudness": (0.8, 0.5),  # Loudness_sma3 of speech at a usual level (sone-like units)
-    "pitch": (30.0, 5.0),  # semitones above 27.5 Hz: ~155 Hz, between typical male and female F0
-    "pitch_variability": (2.5, 1.5),  # semitones
-}
-AROUSAL_WEIGHTS = {"loudness": 0.5, "pitch": 0.3, "pitch_variability": 0.2}
 DIGITS = 6
 
 
@@ -75,18 +66,7 @@ def face_readout(visual: np.ndarray) -> tuple[Expressions, float, float, float]:
     return expressions, round(valence, DIGITS), round(arousal, DIGITS), round(quality, DIGITS)
 
 
-def voice_arousal(values: dict[str, float | None]) -> float:
-    """tanh of the weighted standardised descriptors; a missing descriptor adds nothing."""
-    total = 0.0
-    for name, weight in AROUSAL_WEIGHTS.items():
-        x = values.get(name)
-        if x is not None:
-            mean, sd = VOICE_REFERENCE[name]
-            total += weight * (x - mean) / sd
-    return math.tanh(total)
-
-
-class _PitchWindow:
+class PitchWindow:
     """Voiced F0 frame statistics of the speech steps of the last `span_s` seconds."""
 
     def __init__(self, span_s: float) -> None:
@@ -114,9 +94,12 @@ class StepReadout:
 class Readouts:
     """Per session: the readouts of each step, and their baseline-relative values."""
 
-    def __init__(self, baseline: Baseline | None = None) -> None:
+    def __init__(
+        self, baseline: Baseline | None = None, voice: VoiceReadoutModel | None = None
+    ) -> None:
         self.baseline = baseline
-        self._pitch = _PitchWindow(PITCH_WINDOW_S)
+        self.voice = voice or load_voice_readout()
+        self._pitch = PitchWindow(PITCH_WINDOW_S)
 
     def add(self, step: StepFeatures) -> StepReadout:
         _has_text, speech, face_seen = step.present
@@ -146,7 +129,7 @@ class Readouts:
             "pitch_variability": self._pitch.add(step.t_end_s, n, total, squares),
         }
         values = {k: None if v is None else round(v, DIGITS) for k, v in values.items()}
-        values["arousal"] = round(voice_arousal(values), DIGITS)
+        values["arousal"] = round(self.voice.arousal(step.audio), DIGITS)
         rel = self._relative("voice", values)
         return VoiceReadout(**values, baseline=VoiceBaseline(**rel) if rel else None)  # type: ignore[arg-type]
 

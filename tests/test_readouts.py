@@ -4,8 +4,6 @@ and the VAD, both pooled by the aligner as in the live pipeline."""
 
 from __future__ import annotations
 
-import math
-
 import jsonschema
 import numpy as np
 import pytest
@@ -15,13 +13,7 @@ from msrg.config import EXPRESSION_LABELS as MODEL_LABELS
 from realtime.aligner import Aligner, AlignerOptions
 from realtime.audio_frontend import AudioFrontEnd
 from realtime.extractors.face import FaceExtractor, FaceSampler
-from realtime.readouts import (
-    AROUSAL_WEIGHTS,
-    CIRCUMPLEX,
-    VOICE_REFERENCE,
-    Readouts,
-    voice_arousal,
-)
+from realtime.readouts import CIRCUMPLEX, Readouts
 from realtime.replay import audio_blocks
 from realtime.sources.media_file import MediaFileOptions, MediaFileSource
 from realtime.stream_events import FaceAnalysed, SpeechScored, StreamEnded, VoiceAnalysed
@@ -139,18 +131,7 @@ def test_voice_readout_in_speech_and_not_in_silence() -> None:
     for step, out in speech_steps:
         v = out.voice
         assert v.loudness >= 0 and -1 <= v.arousal <= 1
-        values = {"loudness": v.loudness, "pitch": v.pitch, "pitch_variability": v.pitch_variability}
-        assert v.arousal == pytest.approx(voice_arousal(values), abs=1e-6)
+        assert v.arousal == pytest.approx(readouts.voice.arousal(step.audio), abs=1e-6)
         _validate(_step_message(step, out))
     loudness = np.array([o.voice.loudness for _, o in speech_steps])
     assert loudness.std() > 0.05  # it follows the syllables
-
-
-def test_voice_arousal_is_the_documented_function() -> None:
-    ref = {k: VOICE_REFERENCE[k][0] for k in AROUSAL_WEIGHTS}
-    assert voice_arousal(ref) == 0.0  # the reference voice is neutral
-    loud = {**ref, "loudness": ref["loudness"] + VOICE_REFERENCE["loudness"][1]}  # +1 sd
-    assert voice_arousal(loud) == pytest.approx(math.tanh(AROUSAL_WEIGHTS["loudness"]))
-    high = {"loudness": 100.0, "pitch": 100.0, "pitch_variability": 100.0}
-    assert 0.999 < voice_arousal(high) <= 1.0  # bounded
-    assert voice_arousal({**ref, "pitch": None}) == 0.0  # a missing descriptor adds nothing
