@@ -22,11 +22,10 @@ from realtime.extractors.asr import (
     max_new_tokens,
     window_frames,
 )
-from realtime.types import Word
 from realtime.extractors.asr_worker import AsrWorker
 from realtime.extractors.whisper_weights import AsrModelError, ensure_model_dir, locate_parts
 from realtime.tts import silence, synthesize_speech
-from realtime.types import SAMPLE_RATE_HZ
+from realtime.types import SAMPLE_RATE_HZ, Word
 
 SENTENCE = "I feel happy and calm today, thank you for asking."
 T0_S = 42.0
