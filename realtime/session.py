@@ -26,6 +26,7 @@ from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import Publisher, PublisherError, PublisherOptions
 from realtime.recorder import Recorder, RecorderError
 from realtime.sources.base import Source, SourceError
+from realtime.sources.early import EarlyCapture
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ class Session:
         self.lsl_outlet: LslOutlet | None = None
         self.lsl_markers: LslMarkerInlet | None = None
         self.sources: list[Source] = []
+        self._early = False  # capturing since before the models loaded
         try:
             self._build(options, extractors, frame_sink, model)
         except BaseException:
@@ -244,6 +246,15 @@ class Session:
                     close(self.media.close)
         except (PublisherError, RecorderError) as exc:
             raise SessionError(str(exc)) from None
+        if options.inputs.live:
+            # Listen at once: devices open and capture now, into a bounded buffer that the
+            # pipeline processes once the models below have loaded (realtime/sources/early.py).
+            self.clock.restart()
+            try:
+                self.sources = [EarlyCapture(source) for source in self.sources]
+            except SourceError as exc:
+                raise SessionError(str(exc)) from None
+            self._early = True
         if model is None:
             engine, adapter = load_live_engine(
                 options.engine, options.checkpoint, self._engine_switched,
@@ -308,7 +319,7 @@ class Session:
         """Start the pipeline; if it cannot start, whatever it and the session opened is
         released before the error goes on."""
         try:
-            self.pipeline.start()
+            self.pipeline.start(restart_clock=not self._early)
             if self.lsl_markers is not None:
                 self.lsl_markers.start()  # now: markers map onto the stream clock started above
         except SourceError as exc:
