@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_argument_group("model")
     add_model_flags(model, ENGINE_CHOICES, "auto")
     model.add_argument("--triton-url", metavar="HOST:PORT", help="Triton gRPC (--engine triton)")
+    model.add_argument(
+        "--asr-model", default="base", metavar="NAME",
+        help="speech recogniser: base (default), small or tiny.en (see docs/asr-models.md)",
+    )  # fmt: skip
     run = p.add_argument_group("timing")
     add_timing_flags(run)
     run.add_argument(
@@ -145,7 +149,7 @@ def options_from(args: argparse.Namespace) -> SessionOptions:
     )
     lsl = LslOptions(outlets=args.lsl, markers_from=args.lsl_markers, name=args.lsl_name)
     return SessionOptions(inputs=inputs, engine=args.engine, checkpoint=args.checkpoint,
-                          triton_url=args.triton_url,
+                          triton_url=args.triton_url, asr_model=args.asr_model,
                           publish=publish, record_dir=args.record,
                           record_media=args.record_media, pipeline=pipeline, lsl=lsl)  # fmt: skip
 

@@ -2,6 +2,7 @@
 
     python -m benchmarks.tts_asr [--labels ../shared/data/mosi/label.csv] [--split train]
                                  [--n 300] [--settings 160:0 160:30 150:30]
+                                 [--asr-model base|small|tiny.en]
 
 The dataset builder's `--tts` path speaks each transcript with espeak-ng and recognises it with
 Whisper, so the recognised words are only as good as Whisper's hearing of espeak-ng. This
@@ -9,7 +10,8 @@ measures it on a fixed random sample of transcripts (of the train fold by defaul
 settings must not be chosen on the fold the model is reported on). Transcripts and recognised
 text are compared after lower-casing and removing punctuation and apostrophes (the MMSA
 transcripts are written "dont", "its"). Also counted: negation words of the transcript ("not",
-"dont", ...) missing from the recognised text, since they flip sentiment.
+"dont", ...) missing from the recognised text, since they flip sentiment, and the process CPU
+seconds spent recognising per second of speech (`cpu_per_speech_s`).
 
 Writes benchmarks/results/tts_asr.json.
 """
@@ -79,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         help="WORDS_PER_MINUTE:WORD_GAP_MS pairs to compare",
     )  # fmt: skip
     parser.add_argument("--asr-threads", type=int, default=2)
+    parser.add_argument("--asr-model", default="base",
+                        help="base, small or tiny.en (realtime/extractors/whisper_weights.py)")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     start_run()
 
     from lab.dataset_builder import MODES, DatasetError, read_labels
-    from realtime.extractors.asr import AsrOptions, SpeechRecognizer
+    from realtime.extractors.asr import AsrModelError, AsrOptions, SpeechRecognizer
     from realtime.tts import synthesize_speech
 
     try:
@@ -97,17 +101,25 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"error: no transcripts of split {args.split!r} in {args.labels}\n")
     order = np.random.default_rng(1).permutation(len(pool))[: args.n]
     sample = [pool[i] for i in sorted(order)]
-    recognizer = SpeechRecognizer(AsrOptions(cpu_threads=args.asr_threads))
+    try:
+        recognizer = SpeechRecognizer(
+            AsrOptions(model=args.asr_model, cpu_threads=args.asr_threads)
+        )
+    except (AsrModelError, ValueError) as exc:
+        parser.exit(2, f"error: {exc}\n")
 
     rows, results = [], []
     for wpm, gap_ms in args.settings:
         errors = words = lost = negations = 0
-        speech_s = 0.0
+        speech_s = cpu_s = 0.0
         t0 = time.perf_counter()
         for seg in sample:
             audio = synthesize_speech(seg.text, words_per_minute=wpm, word_gap_ms=gap_ms)
             speech_s += len(audio) / SAMPLE_RATE_HZ
-            heard = normalise(" ".join(w.text for w in recognizer.transcribe(audio, 0.0)))
+            c0 = time.process_time()  # this process only: espeak-ng runs in a child
+            words_heard = recognizer.transcribe(audio, 0.0)
+            cpu_s += time.process_time() - c0
+            heard = normalise(" ".join(w.text for w in words_heard))
             reference = normalise(seg.text)
             errors += word_errors(reference, heard)
             words += len(reference.split())
@@ -116,16 +128,21 @@ def main(argv: list[str] | None = None) -> int:
         result = {
             "words_per_minute": wpm, "word_gap_ms": gap_ms, "wer": errors / words,
             "negations_lost": lost, "negations": negations, "speech_s": speech_s,
-            "wall_s": time.perf_counter() - t0,
+            "wall_s": time.perf_counter() - t0, "cpu_per_speech_s": cpu_s / max(speech_s, 1e-9),
         }  # fmt: skip
         results.append(result)
         rows.append([wpm, gap_ms, f"{100 * result['wer']:.1f}", f"{lost}/{negations}",
-                     f"{speech_s:.0f}", f"{result['wall_s']:.0f}"])  # fmt: skip
-    print(f"{len(sample)} {args.split} transcripts of {args.labels.name}, Whisper base, greedy")
-    print_table(["wpm", "gap ms", "WER %", "negations lost", "speech s", "wall s"], rows)
+                     f"{speech_s:.0f}", f"{result['wall_s']:.0f}",
+                     f"{result['cpu_per_speech_s']:.3f}"])  # fmt: skip
+    print(f"{len(sample)} {args.split} transcripts of {args.labels.name}, "
+          f"Whisper {args.asr_model}, greedy")  # fmt: skip
+    print_table(["wpm", "gap ms", "WER %", "negations lost", "speech s", "wall s",
+                 "CPU s / speech s"], rows)  # fmt: skip
     path = write_result("tts_asr", {
         "split": args.split, "n": len(sample), "words": words, "settings": results,
-    }, engine="faster-whisper base int8 (no MSRG engine)", threads=args.asr_threads)  # fmt: skip
+        "asr_model": args.asr_model,
+    }, engine=f"faster-whisper {args.asr_model} int8 (no MSRG engine)",
+        threads=args.asr_threads)  # fmt: skip
     print(f"wrote {path} ({describe()['cpu']})")
     return 0
 

@@ -82,6 +82,7 @@ class BuildOptions:
             fields["asr_window_pad_s"] = AsrOptions().window_pad_s
             fields["asr_max_tokens_per_s"] = AsrOptions().max_tokens_per_s
             fields["asr_loop_retry"] = 1  # looping results decoded again (asr.looped)
+            fields.update({} if AsrOptions().model == "base" else {"asr_model": AsrOptions().model})
         if self.source == "tts":  # the synthetic speech itself
             from realtime.tts import DATASET_WORD_GAP_MS, DATASET_WORDS_PER_MINUTE
 

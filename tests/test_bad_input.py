@@ -82,6 +82,7 @@ def _free_port() -> int:
         (["--demo", "--duration", "0"], "--duration"),
         (["--demo", "--partial-asr-s", "-1"], "--partial-asr-s"),
         (["--demo", "--record-media"], "--record-media needs --record"),
+        (["--demo", "--asr-model", "large"], "--asr-model must be one of base, small, tiny.en"),
         (["--camera", "-1"], "--camera"),
         (["--demo", "--camera", "0"], "choose one input"),
         ([], "no input"),

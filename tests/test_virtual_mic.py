@@ -130,3 +130,50 @@ def test_speech_into_a_virtual_microphone_and_a_sink_that_comes_back(pulse, tmp_
     assert "terrible" in rows[1]["transcript"].lower() and float(rows[1]["final_intensity"]) < -0.5
     assert "microphone lost" in log  # reported while it was gone (status and log) ...
     assert log.count("microphone: pulse at") == 2  # ... then opened a second time
+
+
+@pytest.mark.xfail(strict=False, reason="issue 32, not done: the microphone opens only after "
+                   "`import torch` and the session module's imports (~2-3 s on a busy 2-core "
+                   "host), so most of a sentence played at second 1 is over before capture "
+                   "starts; seen: only its tail was heard")
+def test_speech_one_second_after_launch_is_heard(pulse, tmp_path):
+    """Listen at once: the microphone opens before the models load, so a sentence played into
+    it one second after launch (long before the models are ready) arrives as an utterance with
+    the right sign."""
+    env, _module = pulse
+    wav = write_wav(tmp_path / "early.wav", np.concatenate(
+        [synthesize_speech("What a wonderful day, I love this."), silence(1.5)]))  # fmt: skip
+    record = tmp_path / "rec"
+    launched = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--mic", "pulse", "--headless", "--duration", "40",
+         "--record", str(record), "--publish", f"tcp://127.0.0.1:{_free_port()}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: lines.extend(
+        (time.monotonic() - launched, line) for line in iter(proc.stdout.readline, "")),
+        daemon=True)  # fmt: skip
+    reader.start()
+    try:
+        time.sleep(1.0)
+        _run(env, "paplay", "--device=vmic", str(wav))  # while the models are still loading
+        deadline = time.monotonic() + 180
+        while not any("wonderful" in line.lower() for _, line in lines if "utterance" in line):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(
+                line for _, line in lines)[-3000:]  # fmt: skip
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    reader.join(5)
+    opened = next(t for t, line in lines if "microphone: pulse at" in line)
+    heard = next(t for t, line in lines if "utterance" in line and "wonderful" in line.lower())
+    print("".join(line for _, line in lines if "utterance" in line or "captured" in line))
+    print(f"launch to microphone open {opened:.1f} s, to the sentence's utterance {heard:.1f} s")
+    assert opened < 1.0 + 3.0  # opened before the sentence ended: nothing of it was missed
+    with open(record / "utterances.csv") as f:
+        rows = list(csv.DictReader(f))
+    said = [r for r in rows if "wonderful" in r["transcript"].lower()]
+    assert said and float(said[0]["final_intensity"]) > 0.5, rows
+    assert float(said[0]["t_start"]) < 2.0  # the words from second 1 on, not a later part

