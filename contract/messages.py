@@ -253,6 +253,9 @@ class StatusMessage(_Message):
     security: Security
     calibration: Calibration | None = None  # the per-person baseline's state
     model_modalities: ModelModalities | None = None  # added in v1; null: not known
+    # Added in v1 (issue 33): why several faces are read by the Haar fallback (no pose, no
+    # speaker) instead of Face Mesh; null: no fallback (or an earlier publisher).
+    face_note: str | None = None
 
     TOPIC = TOPIC_STATUS
 
@@ -273,6 +276,7 @@ class StatusMessage(_Message):
         _typed("security", self.security, Security)
         _typed_or_none("calibration", self.calibration, Calibration)
         _typed_or_none("model_modalities", self.model_modalities, ModelModalities)
+        _optional(_string, "face_note", self.face_note)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ correlations times `sharpness`. Without voice activity every face gets 0 and the
 with one face it gets 1 (nothing to choose). `speaker(probabilities)`: the most probable face when
 it has at least `min_probability` (0.5), else None (no face clearly moves with the voice).
 
-Limits: needs landmarks (Face Mesh; not the Haar fallback) and at least 8 frames of a face in the
-window; voices of people out of view, music, or two people talking at once are credited to
+Limits: needs landmarks (Face Mesh; not the Haar fallback) and at least `min_frames` (8) frames
+of a face in the window (so no speaker in the first 0.8 s of a face at 10 analyses a second); voices of people out of view, music, or two people talking at once are credited to
 whichever visible mouth moves most like the sound.
 """
 
@@ -41,10 +41,12 @@ def utterance_speaker(step_speakers: list[int | None]) -> int | None:
 
 class SpeakerFinder:
     def __init__(self, window_s: float = 1.0, max_lag_s: float = 0.12, sharpness: float = 6.0,
-                 min_probability: float = 0.5) -> None:  # fmt: skip
+                 min_probability: float = 0.5, min_frames: int = 8) -> None:  # fmt: skip
         self.window_s, self.max_lag_s = window_s, max_lag_s
+        self.min_frames = min_frames  # analysed frames of a face in the window (10 Hz: 0.8 s)
         self.sharpness, self.min_probability = sharpness, min_probability
-        keep = int((window_s + 2 * max_lag_s + 1.0) / HOP_S)
+        # Audio may run a few seconds ahead of the steps that read it (the live video worker lags).
+        keep = int((window_s + 2 * max_lag_s + 5.0) / HOP_S)
         self._env: collections.deque[tuple[float, float]] = collections.deque(maxlen=keep)
         self._rest = np.zeros(0, np.float32)
         self._rest_t = 0.0
@@ -69,6 +71,12 @@ class SpeakerFinder:
             self._rest_t += n * HOP_S
         self._rest = data[n * hop :]
 
+    def add_envelope(self, t_start_s: float, hop_s: float, values: np.ndarray) -> None:
+        """An envelope computed elsewhere instead of add_audio's RMS: the stream's voice frames'
+        loudness (eGeMAPS Loudness_sma3, 10 ms hop), which the step assembler already has."""
+        for k, value in enumerate(np.asarray(values, np.float64).ravel()):
+            self._env.append((t_start_s + (k + 0.5) * hop_s, float(value)))
+
     def add_mouths(self, t_s: float, openings: dict[int, float]) -> None:
         for fid, value in openings.items():
             series = self._mouths.setdefault(fid, collections.deque(maxlen=120))
@@ -76,12 +84,16 @@ class SpeakerFinder:
 
     def _correlation(self, fid: int, t_s: float) -> float:
         series = [(t, v) for t, v in self._mouths.get(fid, ()) if t_s - self.window_s <= t <= t_s]
-        if len(series) < 8 or len(self._env) < 10:
+        if len(series) < self.min_frames or len(self._env) < 10:
             return 0.0
         times = np.array([t for t, _ in series])
         mouth = np.diff(np.array([v for _, v in series]))
-        env_t = np.array([t for t, _ in self._env])
-        env_v = np.array([v for _, v in self._env])
+        # Only sound up to t_s: what is known when the step is built, live or replayed alike.
+        env = [(t, v) for t, v in self._env if t_s - self.window_s - 2 * self.max_lag_s <= t <= t_s]
+        if len(env) < 10:
+            return 0.0
+        env_t = np.array([t for t, _ in env])
+        env_v = np.array([v for _, v in env])
         half = max(float(np.median(np.diff(times))) / 2, HOP_S)
         best = -1.0
         for lag in np.arange(-self.max_lag_s, self.max_lag_s + 1e-9, 0.04):
