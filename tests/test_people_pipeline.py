@@ -5,6 +5,7 @@ speaker and as the utterance's; file replay gives the same per-face data as the 
 
 from __future__ import annotations
 
+import csv
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from msrg.checkpoint import save_checkpoint
 from msrg.model import MSRG
 from realtime.extractors.face_mesh import mediapipe_available
 from realtime.pipeline import Pipeline, PipelineOptions
+from realtime.recorder import Recorder
 from realtime.replay import extract_source
 from realtime.sources.demo import ensure_demo_clip
 from realtime.sources.media_file import MediaFileOptions, MediaFileSource
@@ -46,11 +48,13 @@ def two_faces(tmp_path_factory) -> Path:
     return out
 
 
-def run(extractors, engine, clip: Path, max_faces: int | None, **kw) -> list[messages.Message]:
+def run(extractors, engine, clip: Path, max_faces: int | None, outlets=None,
+        **kw) -> list[messages.Message]:  # fmt: skip
     got: list[messages.Message] = []
     source = MediaFileSource(MediaFileOptions(clip))
     pipeline = Pipeline(PipelineOptions(max_faces=max_faces, baseline_s=1.0, **kw), [source],
-                        engine, extractors, live=False, on_message=got.append)  # fmt: skip
+                        engine, extractors, live=False, on_message=got.append,
+                        outlets=outlets)  # fmt: skip
     pipeline.start()
     try:
         assert pipeline.wait(180)
@@ -87,8 +91,8 @@ def test_one_face_messages_are_todays_apart_from_the_new_fields(extractors, engi
 
 @needs_mp
 @needs_mead
-def test_two_faces_ids_speaker_and_replay(extractors, engine, two_faces) -> None:
-    got = run(extractors, engine, two_faces, 4)
+def test_two_faces_ids_speaker_and_replay(extractors, engine, two_faces, tmp_path) -> None:
+    got = run(extractors, engine, two_faces, 4, outlets=[Recorder(tmp_path / "rec")])
     steps = finals(got)
     assert len(steps) >= 35
     both = [s for s in steps if s.faces is not None and len(s.faces) == 2]
@@ -112,6 +116,11 @@ def test_two_faces_ids_speaker_and_replay(extractors, engine, two_faces) -> None
             assert s.face.expressions == spk.expressions
     utterances = [m for m in got if isinstance(m, messages.UtteranceMessage)]
     assert utterances and utterances[-1].speaker == voiced
+    with open(tmp_path / "rec" / "faces.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == sum(len(s.faces or ()) for s in steps)  # a row per face per step
+    assert {int(r["id"]) for r in rows if r["is_speaker"] == "1"} == {voiced} | {
+        s.speaker for s in steps if s.speaker is not None}
     # File replay (dataset builds, evaluation) gives the same per-face data.
     replayed = extract_source(MediaFileSource(MediaFileOptions(two_faces)), extractors,
                               max_faces=4).steps  # fmt: skip
