@@ -81,6 +81,12 @@ class PeopleSampler(Stage[VideoFrame]):
         return replace(obs, people=PeopleFrame(self._held, (width, height), fresh))
 
 
+def preview_faces(obs: FaceObservation) -> tuple[tuple[int, tuple[int, int, int, int]], ...]:
+    """((id, box), ...) of a frame's tracked faces, for the in-process camera preview."""
+    people = obs.people
+    return tuple((f.id, f.box) for f in people.faces) if isinstance(people, PeopleFrame) else ()
+
+
 @dataclass(frozen=True)
 class StepPerson:
     id: int

@@ -40,7 +40,7 @@ from realtime.extractors.multi_face import MultiFaceAnalyzer
 from realtime.extractors.vad import PauseOnset, SegmentEnd, SegmentStart
 from realtime.media_recorder import MediaRecorder, MediaRecorderError
 from realtime.outlets import Outlet
-from realtime.people import PeopleSampler
+from realtime.people import PeopleSampler, preview_faces
 from realtime.pipeline_options import PipelineOptions
 from realtime.publisher import Publisher
 from realtime.queues import DropOldestQueue
@@ -286,7 +286,7 @@ class Pipeline:
             obs = sampler.push(frame)  # reuses the interval's analysis where it has one
             self._core_q.put(FaceAnalysed(obs, avail_s))
             if self.frame_sink is not None:
-                self.frame_sink(frame.image, obs.box)
+                self.frame_sink(frame.image, obs.box, preview_faces(obs))
             self.stats.frame_done()
         if self.people is not None:
             self.people.close()
