@@ -236,13 +236,15 @@ class PeopleReadouts:
             base = messages.FaceBaseline(**{k: None if v is None else round(v, 6)
                                             for k, v in rel.items()})  # fmt: skip
         return messages.PersonFace(
-            id=f.id, box=tuple(max(0, int(v)) for v in f.box[:2]) + tuple(max(1, int(v)) for v in f.box[2:]),
+            id=f.id, box=(max(0, int(f.box[0])), max(0, int(f.box[1])), max(1, int(f.box[2])),
+                          max(1, int(f.box[3]))),
             expressions=messages.Expressions(*f.probabilities), valence=clip(f.valence),
             arousal=clip(f.arousal), quality=min(1.0, max(0.0, f.quality)),
             speaking=min(1.0, max(0.0, f.speaking)), pose=pose, baseline=base,
         )  # fmt: skip
 
-    def take(self, seq: int, final: bool) -> tuple[tuple[messages.PersonFace, ...] | None, int | None]:
+    def take(self, seq: int, final: bool) -> tuple[tuple | None, int | None]:
+        """(faces, speaker) of a step; the record is dropped once the step is final."""
         got = (self._by_seq.pop if final else self._by_seq.get)(seq, None)
         return got if got is not None else (None, None)
 

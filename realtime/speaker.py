@@ -14,8 +14,9 @@ with one face it gets 1 (nothing to choose). `speaker(probabilities)`: the most 
 it has at least `min_probability` (0.5), else None (no face clearly moves with the voice).
 
 Limits: needs landmarks (Face Mesh; not the Haar fallback) and at least `min_frames` (8) frames
-of a face in the window (so no speaker in the first 0.8 s of a face at 10 analyses a second); voices of people out of view, music, or two people talking at once are credited to
-whichever visible mouth moves most like the sound.
+of a face in the window (so no speaker in the first 0.8 s of a face at 10 analyses a second);
+voices of people out of view, music, or two people talking at once are credited to whichever
+visible mouth moves most like the sound.
 """
 
 from __future__ import annotations

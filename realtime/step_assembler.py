@@ -8,8 +8,8 @@
 The aligner pools the modalities into fixed-rate steps; the utterance tracker knows which speech
 segments still wait for their words, and so how far text is settled, which is what makes a step
 final. Each files the events it takes. With several people analysed (realtime/people.py), their
-per-step faces and speaker are attached to the steps here too, so live and replay agree on them. The stream core (realtime/stream_core.py: live, on the
-pipeline's core thread, with the engine behind it) and file replay (realtime/replay.py: one
+per-step faces and speaker are attached to the steps here too, so live and replay agree on them.
+The stream core (realtime/stream_core.py: live, on the pipeline's core thread, with the engine behind it) and file replay (realtime/replay.py: one
 thread, features only) push the same events into a StepAssembler, so the steps a dataset is
 built from are the steps the live core runs the model on. A stage (realtime/stage.py).
 """
