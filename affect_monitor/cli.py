@@ -26,6 +26,7 @@ from realtime.cli import (
     add_output_flags,
     add_timing_flags,
 )
+from realtime.extractors.face_mesh import parse_max_faces
 from realtime.lsl import LslOptions
 from realtime.pipeline import PipelineOptions
 from realtime.publisher import DEFAULT_ENDPOINT, PublisherOptions
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="face analyses per second (default: the step rate; 0: every frame)",
     )
     run.add_argument(
+        "--max-faces",
+        default="4",
+        metavar="N",
+        help="faces tracked per frame, 1 to 4, each with an id, readouts and who speaks (default 4)",
+    )
+    run.add_argument(
         "--partial-asr-s",
         type=float,
         default=0.0,
@@ -140,6 +147,7 @@ def options_from(args: argparse.Namespace) -> SessionOptions:
     pipeline = PipelineOptions(step_hz=args.step_hz, pause_ms=args.pause_ms, duration_s=args.duration,
                                text_hold=not args.no_text_hold,
                                partial_asr_s=args.partial_asr_s, face_hz=args.face_hz,
+                               max_faces=parse_max_faces(args.max_faces),
                                baseline_s=_baseline_seconds(args.baseline_s),
                                baseline=_baseline_file(args.baseline, args.step_hz))  # fmt: skip
     if args.partial_asr_s < 0:

@@ -43,6 +43,7 @@ class BenchOptions:
     window_s: float = 300.0
     endpoint: str = ""  # empty: a free loopback port
     session: str = "bench"
+    people: int = 0  # > 0: steps carry `faces` for this many people (issue 33: the goal is 2)
 
     @property
     def burst(self) -> tuple[float, float]:  # the middle third (10 s of a 30 s run)
@@ -56,7 +57,8 @@ def publish(opts: BenchOptions, sent: mp.Value) -> None:
     from contract.messages import encode
     from ui.synthetic import SyntheticOptions, synthetic_session
 
-    template = synthetic_session(SyntheticOptions(duration_s=12.0, session=opts.session))
+    template = synthetic_session(SyntheticOptions(duration_s=12.0, session=opts.session,
+                                                  people=opts.people))  # fmt: skip
     steps = [m for _, m in template if m.TOPIC == "msrg.step" and m.revision == 0]
     utts = [m for _, m in template if m.TOPIC == "msrg.utterance"]
     status = next(m for _, m in template if m.TOPIC == "msrg.status")
@@ -139,11 +141,13 @@ def run(opts: BenchOptions) -> dict[str, object]:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     history = History()
-    prefill = SyntheticOptions(duration_s=opts.prefill_s, session=opts.session)
+    prefill = SyntheticOptions(duration_s=opts.prefill_s, session=opts.session,
+                               people=opts.people)  # fmt: skip
     history.apply_all(m for _, m in synthetic_session(prefill))
     window = DashboardWindow(history, refresh_ms=33)
     for _, msg in synthetic_session(prefill):  # the readout row holds the same 290 s of history
         window.readouts.apply(msg)
+        window.people.apply(msg)
     window.set_window(opts.window_s)
     window.timer.stop()  # the benchmark drives the same 33 ms timer, with timing around it
     sub = Subscriber(SubscriberOptions(endpoint=opts.endpoint), parent=window)
@@ -252,6 +256,8 @@ def main() -> int:
     parser.add_argument("--endpoint", default="", help="default: a free loopback port")
     parser.add_argument("--window", type=float, default=BenchOptions.window_s,
                         help="plot window in seconds (default: the longest, 300)")
+    parser.add_argument("--people", type=int, default=0,
+                        help="people in view: steps carry `faces` (default 0: none)")
     parser.add_argument("--out", type=Path, default=None,
                         help="write only this file (default: append a run to "
                              "benchmarks/results/dashboard.json)")  # fmt: skip
@@ -262,7 +268,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     result = run(BenchOptions(duration_s=args.duration, window_s=args.window,
-                              endpoint=args.endpoint or _free_endpoint()))
+                              endpoint=args.endpoint or _free_endpoint(), people=args.people))
     if not result["messages_sent"]:
         log.error("the publisher sent nothing (see its error above); no result written")
         return 1

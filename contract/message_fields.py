@@ -79,7 +79,9 @@ def build_record(cls: type, name: str, value: Any, nested: dict[str, type]) -> A
     kwargs: dict[str, Any] = {}
     for key, item in obj.items():
         kind = nested.get(key)
-        if kind is not None and item is not None:
+        if kind is not None and item is not None and hasattr(kind, "build"):
+            item = kind.build(f"{name}.{key}", item, build_record)  # a list of records
+        elif kind is not None and item is not None:
             item = build_record(kind, f"{name}.{key}", item, getattr(kind, "NESTED", {}))
         kwargs[key] = item
     try:

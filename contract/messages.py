@@ -30,6 +30,7 @@ from contract.message_fields import (  # noqa: F401  (MessageError and the check
     build_record,
 )
 from contract.names import INTENSITY_MAX, INTENSITY_MIN, LABELS, NEUTRAL_BAND  # noqa: F401
+from contract.person_messages import MAX_FACES, FaceList, HeadPose, PersonFace, check_faces  # noqa: F401
 from contract.readout_messages import (  # noqa: F401  (re-exported: subscribers import messages)
     CALIBRATION_STATES,
     CIRCUMPLEX,
@@ -112,6 +113,7 @@ _NESTED = {
     "face": FaceReadout,
     "voice": VoiceReadout,
     "calibration": Calibration,
+    "faces": FaceList,
 }
 
 
@@ -162,6 +164,9 @@ class StepMessage(_Message):
     latency_ms: float  # capture of the step's newest sample to emission
     face: FaceReadout | None = None  # null: no face analysed in the step
     voice: VoiceReadout | None = None  # null: no speech in the step
+    # Several people (contract/person_messages.py): every tracked face, and the speaking face's id.
+    faces: tuple[PersonFace, ...] | None = None  # null (or missing): an earlier publisher
+    speaker: int | None = None  # null: no face is speaking (or no voice activity)
 
     TOPIC = TOPIC_STEP
 
@@ -176,6 +181,9 @@ class StepMessage(_Message):
         _number("latency_ms", self.latency_ms, 0.0)
         _typed_or_none("face", self.face, FaceReadout)
         _typed_or_none("voice", self.voice, VoiceReadout)
+        if isinstance(self.faces, list):
+            object.__setattr__(self, "faces", tuple(self.faces))
+        check_faces(self.faces, self.speaker)
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,7 @@ class UtteranceMessage(_Message):
     timestep_intensity: float  # SIM's summary of the utterance's time steps
     final_intensity: float  # SIM's combination of the two
     latency_ms: float  # pause detected to emission
+    speaker: int | None = None  # the face id that was the speaker in most of its steps, or null
 
     TOPIC = TOPIC_UTTERANCE
 
@@ -201,6 +210,8 @@ class UtteranceMessage(_Message):
         for name in ("utterance_intensity", "timestep_intensity", "final_intensity"):
             _number(name, getattr(self, name), INTENSITY_MIN, INTENSITY_MAX)
         _number("latency_ms", self.latency_ms, 0.0)
+        if self.speaker is not None:
+            _integer("speaker", self.speaker, 1)
 
     @property
     def label(self) -> str:
@@ -242,6 +253,9 @@ class StatusMessage(_Message):
     security: Security
     calibration: Calibration | None = None  # the per-person baseline's state
     model_modalities: ModelModalities | None = None  # added in v1; null: not known
+    # Added in v1 (issue 33): why several faces are read by the Haar fallback (no pose, no
+    # speaker) instead of Face Mesh; null: no fallback (or an earlier publisher).
+    face_note: str | None = None
 
     TOPIC = TOPIC_STATUS
 
@@ -262,6 +276,7 @@ class StatusMessage(_Message):
         _typed("security", self.security, Security)
         _typed_or_none("calibration", self.calibration, Calibration)
         _typed_or_none("model_modalities", self.model_modalities, ModelModalities)
+        _optional(_string, "face_note", self.face_note)
 
 
 @dataclass(frozen=True)

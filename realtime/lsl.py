@@ -6,6 +6,8 @@
   STEP_CHANNELS (labels, units and types in the stream's XML `desc`).
 - `<name>-utterances` (type `Markers`, irregular): one string sample per utterance result, the
   `msrg.utterance` JSON object exactly as on ZeroMQ (contract/schema/messages.schema.json).
+- `<name>-faces` (type `AffectFaces`): one float32 sample per final step, every tracked face in a
+  slot of its own (realtime/lsl_faces.py FACE_CHANNELS, docs/lsl.md), up to four people.
 
 `LslMarkerInlet` receives an experimenter's marker stream (e.g. from PsychoPy) on a thread of its
 own and hands each marker, as an `msrg.marker` message, to a `publish` callback (the pipeline's
@@ -46,6 +48,7 @@ from types import ModuleType
 from contract import messages
 from contract.readout_messages import READOUT_FIELDS, readout_values
 from realtime.clock import StreamClock
+from realtime.lsl_faces import FACE_CHANNELS, FaceSlots, faces_sample
 
 log = logging.getLogger(__name__)
 
@@ -149,18 +152,11 @@ class LslOutlet:
         self._last_seq = -1
         self._lock = threading.Lock()  # close() may come from another thread than send()
         steps_name, utt_name = options.name, f"{options.name}-utterances"
+        self._slots = FaceSlots(hold_steps=max(1, round(5.0 * step_hz)))
         try:
-            info = pylsl.StreamInfo(steps_name, "Affect", len(STEP_CHANNELS), step_hz,
-                                    pylsl.cf_float32, source_id(steps_name))  # fmt: skip
-            desc = _describe(info, session, "end of the step window (capture time)")
-            desc.append_child_value("revisions", "final values only")
-            channels = desc.append_child("channels")
-            for label, unit, kind in STEP_CHANNELS:
-                ch = channels.append_child("channel")
-                ch.append_child_value("label", label)
-                ch.append_child_value("unit", unit)
-                ch.append_child_value("type", kind)
-            self._steps = pylsl.StreamOutlet(info, chunk_size=1)  # steps are few: no batching
+            self._steps = _regular(pylsl, steps_name, "Affect", STEP_CHANNELS, step_hz, session)
+            self._faces = _regular(pylsl, f"{options.name}-faces", "AffectFaces", FACE_CHANNELS,
+                                   step_hz, session)  # fmt: skip
             info = pylsl.StreamInfo(utt_name, "Markers", 1, pylsl.IRREGULAR_RATE,
                                     pylsl.cf_string, source_id(utt_name))  # fmt: skip
             desc = _describe(info, session, "start of the utterance (capture time)")
@@ -170,8 +166,8 @@ class LslOutlet:
         except RuntimeError as exc:  # pylsl raises RuntimeError when liblsl refuses
             raise LslError(f"cannot create the LSL streams: {exc}") from None
         self.closed = False
-        log.info("LSL streams %r (Affect, %g Hz) and %r (Markers) are up", steps_name, step_hz,
-                 utt_name)  # fmt: skip
+        log.info("LSL streams %r (Affect, %g Hz), %r (AffectFaces) and %r (Markers) are up",
+                 steps_name, step_hz, f"{options.name}-faces", utt_name)  # fmt: skip
         # Unlike the ZeroMQ feed (loopback by default), LSL announces itself to the whole site.
         log.warning("LSL streams are unencrypted and visible across liblsl's resolve scope "
                     "(the site by default; set it in lsl_api.cfg, see docs/lsl.md)")  # fmt: skip
@@ -198,6 +194,7 @@ class LslOutlet:
             return
         self._last_seq = msg.seq
         self._steps.push_sample(step_sample(msg), self.clock.to_lsl(msg.t_end))
+        self._faces.push_sample(faces_sample(msg, self._slots), self.clock.to_lsl(msg.t_end))
         self.steps_pushed += 1
 
     def wait_for_consumers(self, timeout_s: float) -> bool:
@@ -213,9 +210,25 @@ class LslOutlet:
                 return
             self.closed = True
             # pylsl destroys an outlet when its last reference goes: this unlists both streams.
-            self._steps = self._utterances = None
+            self._steps = self._utterances = self._faces = None
         log.info("LSL streams closed: %d steps (%d skipped), %d utterances", self.steps_pushed,
                  self.steps_skipped, self.utterances_pushed)  # fmt: skip
+
+
+def _regular(pylsl: ModuleType, name: str, kind: str, channels_: tuple, step_hz: float,
+             session: str):  # fmt: skip
+    """A float32 outlet at the step rate with its channels' label, unit and type in `desc`."""
+    info = pylsl.StreamInfo(name, kind, len(channels_), step_hz, pylsl.cf_float32,
+                            source_id(name))  # fmt: skip
+    desc = _describe(info, session, "end of the step window (capture time)")
+    desc.append_child_value("revisions", "final values only")
+    channels = desc.append_child("channels")
+    for label, unit, ch_type in channels_:
+        ch = channels.append_child("channel")
+        ch.append_child_value("label", label)
+        ch.append_child_value("unit", unit)
+        ch.append_child_value("type", ch_type)
+    return pylsl.StreamOutlet(info, chunk_size=1)  # steps are few: no batching
 
 
 def _describe(info, session: str, timestamps: str):

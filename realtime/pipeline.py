@@ -36,9 +36,11 @@ from realtime.extractors import Extractors
 from realtime.extractors.asr import AsrRequest, AsrResult
 from realtime.extractors.asr_worker import AsrWorker
 from realtime.extractors.face import FaceSampler
+from realtime.extractors.multi_face import MultiFaceAnalyzer
 from realtime.extractors.vad import PauseOnset, SegmentEnd, SegmentStart
 from realtime.media_recorder import MediaRecorder, MediaRecorderError
 from realtime.outlets import Outlet
+from realtime.people import PeopleSampler, preview_faces
 from realtime.pipeline_options import PipelineOptions
 from realtime.publisher import Publisher
 from realtime.queues import DropOldestQueue
@@ -59,7 +61,6 @@ from realtime.stream_events import (
 from realtime.types import AudioBlock, VideoFrame
 
 __all__ = ["Pipeline", "PipelineOptions"]
-
 log = logging.getLogger(__name__)
 
 _EOS = object()  # end of a source's stream, sent through every queue after the last record
@@ -84,8 +85,8 @@ class Pipeline:
             outlets or []
         )
         self.frame_sink = frame_sink  # the in-process camera preview, when there is one
-        # Raw audio and frames, to files only. Audio is written by the pumps (a block costs
-        # microseconds); frames are encoded on their own thread, off the capture and face paths.
+        # Raw audio and frames, to files only: audio written by the pumps (a block costs
+        # microseconds), frames encoded on their own thread, off the capture and face paths.
         self.media = media
         self.clock = clock or StreamClock()
         self.live = live
@@ -105,6 +106,7 @@ class Pipeline:
         self.on_baseline: Callable[[dict], None] | None = None  # a baseline was set: its JSON
         self.readouts: ReadoutBook | None = None  # made by the core thread
         self.finished = threading.Event()
+        self.people: MultiFaceAnalyzer | None = None  # every face with ids; made at start
 
     # ------------------------------------------------------------------ queues and threads
     def _queue(self, size: int):
@@ -125,7 +127,7 @@ class Pipeline:
     def _get(self, q, timeout_s: float = 0.1):
         if isinstance(q, DropOldestQueue):
             return q.get(timeout_s)
-        try:
+        try:  # (replay)
             return q.get(timeout=timeout_s)
         except queue.Empty:
             return None
@@ -140,8 +142,7 @@ class Pipeline:
                 self.stop_event.set()
                 self.finished.set()
 
-        thread = threading.Thread(target=guarded, name=name, daemon=True)
-        self._threads.append(thread)
+        self._threads.append(thread := threading.Thread(target=guarded, name=name, daemon=True))
         thread.start()
 
     def start(self, restart_clock: bool = True) -> None:
@@ -162,6 +163,8 @@ class Pipeline:
                             if (s.has_video if kind == "video" else s.has_audio)), default=0.0)
                  for kind in ("video", "audio")}  # fmt: skip
         self._last_delivery = DeliveryWatch(self.options.lost_after_s, grace)
+        if self.has_video and self.options.max_faces and (face := self.extractors.face):
+            self.people = MultiFaceAnalyzer(self.options.max_faces, net=getattr(face, "net", None))
         self._asr.start()
         for i, source in enumerate(self.sources):
             self._spawn(f"pump-{i}-{source.name}", lambda s=source: self._pump(s))
@@ -188,8 +191,7 @@ class Pipeline:
             log.warning("threads still running after %.1f s: %s", timeout_s, ", ".join(alive))
         if self.media is not None:
             if isinstance(self._media_q, DropOldestQueue) and self._media_q.dropped:
-                log.warning("media recording: %d frames dropped (the encoder fell behind)",
-                            self._media_q.dropped)  # fmt: skip
+                log.warning("media recording: %d frames dropped (encoder behind)", self._media_q.dropped)
             self.media.close()  # safe even if the writer is still running: it takes a lock
         for outlet in self.outlets:
             if outlet is not self.publisher:  # the session owns the socket and closes it last
@@ -272,20 +274,25 @@ class Pipeline:
         face = self.extractors.face
         assert face is not None, "a video source needs Extractors.load(with_face=True)"
         o = self.options
-        sampler = FaceSampler(face, o.step_hz if o.face_hz is None else o.face_hz)
+        rate = o.step_hz if o.face_hz is None else o.face_hz
+        sampler: FaceSampler | PeopleSampler = FaceSampler(face, rate)
+        if self.people is not None:  # every face, with ids (realtime/people.py)
+            sampler = PeopleSampler(sampler, self.people, rate)
         while not self.stop_event.is_set():
             item = self._get(self._video_q)
             if item is None:
                 continue
             if item is _EOS:
                 self._core_q.put(StreamEnded("video"))
-                return
+                break
             frame, avail_s = item
             obs = sampler.push(frame)  # reuses the interval's analysis where it has one
             self._core_q.put(FaceAnalysed(obs, avail_s))
             if self.frame_sink is not None:
-                self.frame_sink(frame.image, obs.box)
+                self.frame_sink(frame.image, obs.box, preview_faces(obs))
             self.stats.frame_done()
+        if self.people is not None:
+            self.people.close()
 
     def _audio_worker(self) -> None:
         o = self.options
@@ -411,6 +418,7 @@ class Pipeline:
             security=self.publisher.security() if self.publisher is not None
             else CoreInputs.security,
             on_baseline=self._save_baseline,
+            face_note=self.people.fallback_reason if self.people is not None else None,
         ))  # fmt: skip
         self.readouts = core.readouts
         try:

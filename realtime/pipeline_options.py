@@ -28,6 +28,9 @@ class PipelineOptions:
     # this saves two thirds of the largest extraction cost, and a step pools one frame's
     # expression instead of three near-identical ones.
     face_hz: float | None = None
+    # Faces tracked per frame (--max-faces 1..4; realtime/people.py): each step's `faces` and
+    # `speaker`. None: only the single-face path (no `faces`), as before issue 33.
+    max_faces: int | None = 4
     asr_wait_s: float = 60.0  # at the end of a stream, wait this long for pending transcripts
     status_period_s: float = 1.0
     # Freed C heap goes back to the system this often (realtime/native_heap.py; the soak).
@@ -60,6 +63,10 @@ class PipelineOptions:
             raise ValueError(f"--duration must be > 0 seconds, got {self.duration_s}")
         if self.face_hz is not None and not (math.isfinite(self.face_hz) and self.face_hz >= 0):
             raise ValueError(f"--face-hz must be >= 0, got {self.face_hz}")
+        if self.max_faces is not None and not (
+            isinstance(self.max_faces, int) and 1 <= self.max_faces <= 4
+        ):
+            raise ValueError(f"--max-faces must be from 1 to 4, got {self.max_faces!r}")
         if not (math.isfinite(self.voice_chunk_s) and 0 < self.voice_chunk_s <= 5):
             raise ValueError(f"voice_chunk_s must be in (0, 5] seconds, got {self.voice_chunk_s}")
         if not (self.lost_after_s > 0 and self.status_period_s > 0):

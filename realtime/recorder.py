@@ -1,5 +1,10 @@
-"""Session recording: every published message as JSON Lines plus CSVs of steps and utterances,
-flushed after every write so that a crash or a kill loses at most the message being written."""
+"""Session recording: every published message as JSON Lines plus CSVs of steps, utterances and
+faces, flushed after every write so that a crash or a kill loses at most the message being written.
+
+faces.csv (issue 33): a row per tracked face per step, written with the step's first publication
+(revision 0: faces do not depend on words, so later revisions carry the same ones). `is_speaker`
+is 1 for the step's speaker; empty cells where a value is absent (no pose from the Haar fallback,
+no baseline before the person's own is ready)."""
 
 from __future__ import annotations
 
@@ -21,7 +26,12 @@ STEP_COLUMNS = ("seq", "revision", "final", "t_start", "t_end", "intensity", "w_
                 *READOUT_FIELDS)  # fmt: skip
 BASELINE_FILE = "baseline.json"
 UTTERANCE_COLUMNS = ("utterance_id", "t_start", "t_end", "transcript", "utterance_intensity",
-                     "timestep_intensity", "final_intensity", "label", "latency_ms", "t_emit")  # fmt: skip
+                     "timestep_intensity", "final_intensity", "label", "latency_ms", "t_emit",
+                     "speaker")  # fmt: skip
+FACE_COLUMNS = ("seq", "t_start", "t_end", "id", "x", "y", "w", "h",
+                *(f"face_{k}" for k in messages.EXPRESSION_LABELS), "valence", "arousal", "quality",
+                "speaking", "is_speaker", "yaw", "pitch", "roll", "baseline_valence",
+                "baseline_arousal", "t_emit")  # fmt: skip
 
 
 class RecorderError(RuntimeError):
@@ -53,17 +63,20 @@ class Recorder:
             self._jsonl = _open_private(self.folder / "messages.jsonl")
             self._steps_file = _open_private(self.folder / "steps.csv")
             self._utt_file = _open_private(self.folder / "utterances.csv")
+            self._faces_file = _open_private(self.folder / "faces.csv")
         except OSError as exc:
             raise RecorderError(
                 f"cannot write the recording to {self.folder}: {exc.strerror}"
             ) from None
         self._steps = csv.writer(self._steps_file)
         self._utts = csv.writer(self._utt_file)
-        if self._steps_file.tell() == 0:
-            self._steps.writerow(STEP_COLUMNS)
-        if self._utt_file.tell() == 0:
-            self._utts.writerow(UTTERANCE_COLUMNS)
-        for f in (self._steps_file, self._utt_file):
+        self._faces = csv.writer(self._faces_file)
+        for file, writer, columns in ((self._steps_file, self._steps, STEP_COLUMNS),
+                                      (self._utt_file, self._utts, UTTERANCE_COLUMNS),
+                                      (self._faces_file, self._faces, FACE_COLUMNS)):  # fmt: skip
+            if file.tell() == 0:
+                writer.writerow(columns)
+        for f in (self._steps_file, self._utt_file, self._faces_file):
             f.flush()  # headers on disk now: a kill during model loading leaves valid CSVs
         self.closed = False
 
@@ -80,11 +93,14 @@ class Recorder:
                                   round(w.visual, 6), int(p.text), int(p.audio), int(p.visual),
                                   round(msg.latency_ms, 3), msg.t_emit, *readout_cells(msg)))  # fmt: skip
             self._steps_file.flush()
+            if msg.revision == 0 and msg.faces:
+                self._faces.writerows(face_rows(msg))
+                self._faces_file.flush()
         elif isinstance(msg, messages.UtteranceMessage):
             self._utts.writerow((msg.utterance_id, msg.t_start, msg.t_end, msg.transcript,
                                  round(msg.utterance_intensity, 6), round(msg.timestep_intensity, 6),
                                  round(msg.final_intensity, 6), msg.label, round(msg.latency_ms, 3),
-                                 msg.t_emit))  # fmt: skip
+                                 msg.t_emit, "" if msg.speaker is None else msg.speaker))  # fmt: skip
             self._utt_file.flush()
 
     def write_baseline(self, baseline: dict) -> None:
@@ -101,7 +117,7 @@ class Recorder:
         if self.closed:
             return
         self.closed = True
-        for f in (self._jsonl, self._steps_file, self._utt_file):
+        for f in (self._jsonl, self._steps_file, self._utt_file, self._faces_file):
             f.flush()
             f.close()
 
@@ -113,3 +129,16 @@ def _cell(value: float | None) -> float | str:
 def readout_cells(msg: messages.StepMessage) -> list[float | str]:
     """The readout columns of a step (STEP_COLUMNS after t_emit); empty cells when absent."""
     return [_cell(v) for v in readout_values(msg.face, msg.voice)]
+
+
+def face_rows(msg: messages.StepMessage) -> list[list]:
+    """FACE_COLUMNS rows of a step's faces."""
+    rows = []
+    for f in msg.faces or ():
+        pose = [_cell(getattr(f.pose, k)) if f.pose else "" for k in ("yaw", "pitch", "roll")]
+        base = [_cell(getattr(f.baseline, k)) if f.baseline else "" for k in ("valence", "arousal")]
+        rows.append([msg.seq, msg.t_start, msg.t_end, f.id, *f.box,
+                     *(_cell(getattr(f.expressions, k)) for k in messages.EXPRESSION_LABELS),
+                     _cell(f.valence), _cell(f.arousal), _cell(f.quality), _cell(f.speaking),
+                     int(f.id == msg.speaker), *pose, *base, msg.t_emit])  # fmt: skip
+    return rows

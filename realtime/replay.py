@@ -22,7 +22,9 @@ from realtime.audio_frontend import AudioFrontEnd, AudioUpdate
 from realtime.extractors import Extractors
 from realtime.extractors.asr import AsrResult
 from realtime.extractors.face import FaceSampler
+from realtime.extractors.multi_face import MultiFaceAnalyzer
 from realtime.extractors.vad import SegmentEnd, SegmentStart
+from realtime.people import PeopleSampler
 from realtime.sources.base import Source, records
 from realtime.step_assembler import StepAssembler
 from realtime.stream_events import (
@@ -78,7 +80,7 @@ def audio_blocks(
 def extract(
     records, extractors: Extractors, *, has_video: bool, has_audio: bool,
     step_hz: float = 10.0, pause_ms: float = 600.0, transcript: str | None = None,
-    face_hz: float | None = None, text_hold: bool = True,
+    face_hz: float | None = None, text_hold: bool = True, max_faces: int | None = None,
 ) -> ReplayFeatures:  # fmt: skip
     """Features of an iterable of VideoFrame / AudioBlock records in capture order.
 
@@ -86,16 +88,23 @@ def extract(
     evenly over the detected speech, to measure what recognition errors cost. face_hz: face
     analyses per second as in the live pipeline (None: the step rate). text_hold: text stays
     present through gaps between words shorter than the pause, as live (PipelineOptions.text_hold).
+    max_faces: track up to this many faces (the live pipeline's --max-faces): each step gets
+    `people` (realtime/people.py) as live; None: the single-face path only (dataset builds).
     """
     steps = StepAssembler(
         AlignerOptions(step_hz=step_hz, expect_video=has_video, expect_audio=has_audio,
                        text_dim=extractors.words.dim,
                        text_hold_s=AlignerOptions.hold_for(pause_ms, text_hold))
     )  # fmt: skip
-    sampler = None
+    sampler: FaceSampler | PeopleSampler | None = None
+    rate = step_hz if face_hz is None else face_hz
     if has_video and extractors.face is not None:
-        sampler = FaceSampler(extractors.face, step_hz if face_hz is None else face_hz)
+        sampler = FaceSampler(extractors.face, rate)
     with contextlib.ExitStack() as stages:  # every stage closed, however the replay ends
+        if sampler is not None and max_faces is not None:
+            analyzer = MultiFaceAnalyzer(max_faces, net=extractors.face.net)
+            stages.callback(analyzer.close)
+            sampler = PeopleSampler(sampler, analyzer, rate)
         front = None
         if has_audio:
             # Offline, latency is moot: audio goes to openSMILE a second at a time (same frames).
@@ -114,7 +123,8 @@ class _Replay:
     """One replay's state: the events it made so far, and what it returns beside the steps."""
 
     def __init__(
-        self, steps: StepAssembler, extractors: Extractors, sampler: FaceSampler | None,
+        self, steps: StepAssembler, extractors: Extractors,
+        sampler: FaceSampler | PeopleSampler | None,
         front: AudioFrontEnd | None, transcript: str | None,
     ) -> None:  # fmt: skip
         self.steps, self.extractors, self.sampler, self.front = steps, extractors, sampler, front

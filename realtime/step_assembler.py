@@ -7,8 +7,9 @@
 
 The aligner pools the modalities into fixed-rate steps; the utterance tracker knows which speech
 segments still wait for their words, and so how far text is settled, which is what makes a step
-final. Each files the events it takes. The stream core (realtime/stream_core.py: live, on the
-pipeline's core thread, with the engine behind it) and file replay (realtime/replay.py: one
+final. Each files the events it takes. With several people analysed (realtime/people.py), their
+per-step faces and speaker are attached to the steps here too, so live and replay agree on them.
+The stream core (realtime/stream_core.py: live, on the pipeline's core thread, with the engine behind it) and file replay (realtime/replay.py: one
 thread, features only) push the same events into a StepAssembler, so the steps a dataset is
 built from are the steps the live core runs the model on. A stage (realtime/stage.py).
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 
 from realtime.aligner import Aligner, AlignerOptions
+from realtime.people import PeopleSteps
 from realtime.stage import Stage
 from realtime.stream_events import (
     FaceAnalysed,
@@ -41,6 +43,7 @@ class StepAssembler(Stage[StepEvent]):
     def __init__(self, options: AlignerOptions) -> None:
         self.aligner = Aligner(options)
         self.tracker = UtteranceTracker()
+        self.people = PeopleSteps(options.step_hz)
         self._expected = {k for k, v in (("video", options.expect_video),
                                          ("audio", options.expect_audio)) if v}  # fmt: skip
         self.ended: set[str] = set()  # the streams ("video", "audio") that have ended
@@ -49,7 +52,7 @@ class StepAssembler(Stage[StepEvent]):
         """File an event with the aligner, the tracker or both. Gives nothing: steps wait for
         every modality or the caller's clock (pull)."""
         filed = False
-        for stage in (self.aligner, self.tracker):
+        for stage in (self.aligner, self.tracker, self.people):
             if isinstance(event, stage.EVENTS):
                 stage.push(event)
                 filed = True
@@ -69,7 +72,7 @@ class StepAssembler(Stage[StepEvent]):
         if self.all_ended:
             return self.flush()
         self.aligner.set_text_final_until(self.tracker.text_final_until())
-        return self.aligner.pull(now_s)
+        return self.people.apply(self.aligner.pull(now_s))
 
     def flush(self) -> StepBatch:
         """End of stream: every step that starts before its end. Steps are final up to the first
@@ -79,11 +82,12 @@ class StepAssembler(Stage[StepEvent]):
         self.tracker.flush()
         awaiting = self.tracker.awaiting_asr
         self.aligner.set_text_final_until(self.tracker.text_final_until() if awaiting else math.inf)
-        return self.aligner.flush()
+        return self.people.apply(self.aligner.flush())
 
     def reset(self) -> None:
         self.aligner.reset()
         self.tracker.reset()
+        self.people.reset()
         self.ended.clear()
 
     def give_up_on_asr(self) -> int:

@@ -28,6 +28,7 @@ from realtime.aligner import AlignerOptions
 from realtime.baseline import Baseline
 from realtime.device_health import DeliveryWatch
 from realtime.native_heap import Trimmer
+from realtime.people import PeopleReadouts
 from realtime.pipeline_options import PipelineOptions
 from realtime.readouts import ReadoutBook
 from realtime.status import SessionStats
@@ -63,6 +64,7 @@ class CoreInputs:
         endpoint="none://", loopback=True, curve=False, insecure=False
     )
     on_baseline: Callable[[dict], None] | None = None  # a baseline was set: its JSON
+    face_note: str | None = None  # several faces by the Haar fallback: why (for the status)
 
 
 class StreamCore:
@@ -85,6 +87,7 @@ class StreamCore:
         )  # fmt: skip
         baseline.expected = {"face": inputs.has_video, "voice": inputs.has_audio}
         self.readouts = ReadoutBook(baseline, self._save_baseline)
+        self.people = PeopleReadouts(o.baseline_s, self._hop_s)  # faces, speakers (issue 33)
         self._eos_at: float | None = None
         self._next_status: float | None = None
         self._states = self.source_states(None)
@@ -111,6 +114,7 @@ class StreamCore:
             self._give_up_on_asr_after_wait(mono_s)
         batch = steps.pull(stream_s if self.inputs.live else None)
         self.readouts.admit(batch.new)
+        self.people.admit(batch.new)
         for outcome in runner.push(batch):
             self._publish_step(outcome, stream_s)
         for utt in steps.due_utterances():
@@ -185,6 +189,7 @@ class StreamCore:
         latency_ms = max(0.0, (stream_s - f.t_newest_capture_s) * 1000.0)
         w = [min(1.0, max(0.0, x)) for x in o.modality_weights]
         readout = self.readouts.take(f.seq, o.final)
+        faces, speaker = self.people.take(f.seq, o.final)
         msg = messages.StepMessage(
             session=self.options.session, seq=f.seq, t_emit=time.time(),
             t_start=f.t_start_s, t_end=f.t_end_s,
@@ -192,7 +197,7 @@ class StreamCore:
             modality_weights=messages.ModalityWeights(*w),
             present=messages.Presence(*(bool(p) for p in f.present)),
             revision=o.revision, final=o.final, latency_ms=latency_ms,
-            face=readout.face, voice=readout.voice,
+            face=readout.face, voice=readout.voice, faces=faces, speaker=speaker,
         )  # fmt: skip
         with stats.lock:
             if o.revision == 0:
@@ -213,6 +218,7 @@ class StreamCore:
             timestep_intensity=clip(result.timestep_intensity[0]),
             final_intensity=clip(result.final_intensity[0]),
             latency_ms=max(0.0, (mono_s - closed) * 1000.0),
+            speaker=self.people.utterance_speaker(u.t_start_s, u.t_end_s),
         )  # fmt: skip
         self._utterance_seq += 1
         with self.inputs.stats.lock:
@@ -237,7 +243,7 @@ class StreamCore:
             sanitised=messages.SanitisedCounts(**sanitised),
             security=self.inputs.security,
             calibration=messages.Calibration(**calibration) if calibration is not None else None,
-            model_modalities=self._model_modalities,
+            model_modalities=self._model_modalities, face_note=self.inputs.face_note,
         )  # fmt: skip
         self._status_seq += 1
         self._emit(msg)

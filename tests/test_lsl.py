@@ -7,6 +7,7 @@ unique per test so that parallel runs, or a monitor running for real, cannot cro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -312,3 +313,52 @@ def test_replay_reaches_an_lsl_inlet_and_markers_reach_the_recording(
         assert r["source"] == markers_name
         assert r["t_stream"] + to_lsl == pytest.approx(sent_at[r["value"]], abs=5e-3)
     assert [r["seq"] for r in markers] == list(range(len(markers)))
+
+
+# --- the per-face stream (issue 33) --------------------------------------------------------------
+
+
+def _person(fid: int, x: int, speaking: float, pose: bool = True) -> m.PersonFace:
+    return m.PersonFace(id=fid, box=(x, 20, 90, 110), expressions=FACE.expressions, valence=0.2,
+                        arousal=0.4, quality=0.8, speaking=speaking,
+                        pose=m.HeadPose(10.0, -5.0, 2.0) if pose else None)  # fmt: skip
+
+
+def test_faces_stream_keeps_each_person_in_a_slot() -> None:
+    from realtime.lsl_faces import FACE_CHANNELS, FACE_SLOT_FIELDS
+
+    name = _name("faces")
+    outlet = LslOutlet(LslOptions(outlets=True, name=name), StreamClock(), STEP_HZ, session="s")
+    try:
+        faces_in = pylsl.StreamInlet(_resolve(f"{name}-faces"))
+        faces_in.open_stream(5.0)
+        assert outlet._faces.wait_for_consumers(5.0)  # (wait_for_consumers: the Affect stream)
+        info = faces_in.info(5.0)
+        assert info.type() == "AffectFaces" and info.channel_count() == len(FACE_CHANNELS) == 77
+        people = [[_person(1, 10, 0.9), _person(2, 300, 0.1)],  # two people, 1 speaks
+                  [_person(2, 302, 0.0, pose=False)],  # 1 is away: 2 keeps slot 2
+                  [_person(3, 500, 0.0), _person(2, 303, 0.0)],  # a newcomer: the free slot 3
+                  [_person(1, 12, 0.0), _person(2, 304, 0.0), _person(3, 501, 0.0)]]  # 1 is back
+        for k, faces in enumerate(people):
+            speaker = 1 if k == 0 else None
+            outlet.send(dataclasses.replace(_step(k, 0, final=True), faces=tuple(faces),
+                                            speaker=speaker))  # fmt: skip
+        samples = []
+        while len(samples) < len(people):
+            more, _ = faces_in.pull_chunk(timeout=2.0, max_samples=10)
+            assert more, f"only {len(samples)} face samples arrived"
+            samples += more
+    finally:
+        outlet.close()
+    n = len(FACE_SLOT_FIELDS)
+    slot_ids = [[s[1 + i * n] for i in range(4)] for s in samples]
+    assert [[-1 if math.isnan(v) else v for v in row] for row in slot_ids] == [
+        [1, 2, -1, -1], [-1, 2, -1, -1], [-1, 2, 3, -1], [1, 2, 3, -1]]
+    assert samples[0][0] == 1 and math.isnan(samples[1][0])  # speaker_id; NaN without one
+    first = samples[0][1 : 1 + n]
+    assert first[1:5] == [10, 20, 90, 110] and first[5:12] == pytest.approx(
+        [0.1, 0.0, 0.2, 0.4, 0.1, 0.1, 0.1])
+    assert first[15] == pytest.approx(0.9) and first[16:] == pytest.approx([10.0, -5.0, 2.0])
+    away = samples[1][1 + n : 1 + 2 * n]
+    assert all(math.isnan(v) for v in away[16:])  # no pose: NaN, not 0
+    assert all(math.isnan(v) for v in samples[1][1 : 1 + n])  # slot 1 empty while 1 is away

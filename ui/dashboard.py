@@ -32,6 +32,7 @@ from PyQt6.QtWidgets import (
 
 from contract.messages import NEUTRAL_BAND, MarkerMessage, Message, StatusMessage, UtteranceMessage
 from ui.history import WINDOWS_S, History, write_utterances_csv
+from ui.people_cards import PeopleCards
 from ui.plot_items import LineOverlay
 from ui.preview import CameraPreview, FrameSlot
 from ui.readout_panels import ReadoutPanel
@@ -106,8 +107,10 @@ class DashboardWindow(StatusBarMixin, QMainWindow):
         splitter.addWidget(self._build_plots())
         self.readouts = ReadoutPanel(splitter)  # face and voice readouts, beside the sentiment
         splitter.addWidget(self.readouts)
+        self.people = PeopleCards(splitter)  # a card per person; hidden without `faces`
+        splitter.addWidget(self.people)
         splitter.addWidget(self._build_table())
-        splitter.setSizes([430, 200, 170])
+        splitter.setSizes([400, 180, 130, 150])
         root.addWidget(splitter, 1)
         self.setCentralWidget(central)
         self._build_status_bar()
@@ -259,6 +262,7 @@ class DashboardWindow(StatusBarMixin, QMainWindow):
             try:
                 self.history.apply(msg)
                 self.readouts.apply(msg)
+                self.people.apply(msg)
             except Exception:  # a bug in one message's handling must not close the monitor
                 log.exception("could not apply %s", type(msg).__name__)
 
@@ -282,6 +286,7 @@ class DashboardWindow(StatusBarMixin, QMainWindow):
         if self.preview is not None:
             self.preview.poll()
         self.readouts.refresh(self.window_s, h.latest_time)
+        self.people.refresh()
         if h.version == self._drawn_version:
             return
         self._drawn_version = h.version
@@ -346,8 +351,9 @@ class DashboardWindow(StatusBarMixin, QMainWindow):
         if u is None:
             self.last_utterance.setText("No utterance yet")
             return
+        who = "" if u.speaker is None else f" · Person {u.speaker}"
         self.last_utterance.setText(
-            f"<div style='color:{MUTED}'>Last utterance</div>"
+            f"<div style='color:{MUTED}'>Last utterance{who}</div>"
             f"<div style='font-size:13pt; margin:4px 0'>“{escape(u.transcript)}”</div>"
             f"<div style='color:{LABEL_COLOURS[u.label]}; font-size:15pt; font-weight:bold'>"
             f"{u.label} {signed(u.final_intensity)}</div>")

@@ -1,4 +1,4 @@
-"""Local camera preview with the face box, for a dashboard in the same process as the capture.
+"""Local camera preview with the face box (or, with several people, every face's box and id), for a dashboard in the same process as the capture.
 
 Video never goes on the bus. The capture thread hands frames to a `FrameSlot` (ui/frame_slot.py)
 and the GUI timer pulls from it: a slow window simply skips frames.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import QRectF, Qt
+from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QColor, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
@@ -28,6 +28,7 @@ class CameraPreview(QWidget):
         self._shown = -1
         self._image: QImage | None = None
         self._box: tuple[int, int, int, int] | None = None
+        self._faces: tuple = ()
         self.setMinimumSize(160, 120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -41,7 +42,7 @@ class CameraPreview(QWidget):
             self._image = _to_qimage(frame)
         except ValueError:
             self._image = None  # a frame of the wrong shape is skipped, not fatal
-        self._box = box
+        self._box, self._faces = box, self._slot.faces()
         self.update()
         return True
 
@@ -58,11 +59,16 @@ class CameraPreview(QWidget):
         target = QRectF((self.width() - iw * scale) / 2, (self.height() - ih * scale) / 2,
                         iw * scale, ih * scale)
         p.drawImage(target, self._image)
-        if self._box is not None:
-            x, y, w, h = self._box
-            p.setPen(QPen(QColor("#3fb950"), 2))
-            p.drawRect(QRectF(target.left() + x * scale, target.top() + y * scale,
-                              w * scale, h * scale))
+        p.setPen(QPen(QColor("#3fb950"), 2))
+        boxes = self._faces  # every tracked face with its id; else the one face box
+        if not boxes and self._box is not None:
+            boxes = ((None, self._box),)
+        for fid, (x, y, w, h) in boxes:
+            rect = QRectF(target.left() + x * scale, target.top() + y * scale, w * scale,
+                          h * scale)  # fmt: skip
+            p.drawRect(rect)
+            if fid is not None:
+                p.drawText(rect.topLeft() + QPointF(3, -4), f"Person {fid}")
         p.end()
 
 

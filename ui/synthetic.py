@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from contract.messages import (
     CIRCUMPLEX,
     Calibration,
     Expressions,
     FaceReadout,
+    HeadPose,
     MarkerMessage,
     Message,
     ModalityWeights,
+    PersonFace,
     Presence,
     SanitisedCounts,
     Security,
@@ -63,6 +65,7 @@ class SyntheticOptions:
     curve: bool = False
     insecure: bool = False
     baseline_s: float = 20.0  # the calibration state goes to ready after this much face/speech
+    people: int = 0  # > 0: steps carry `faces` for this many people, who take turns speaking
 
 
 def _utterance_plan(opts: SyntheticOptions, rng: random.Random) -> list[tuple[float, float, str]]:
@@ -107,6 +110,11 @@ def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple
             face=_face(base, rng) if face else None,
             voice=_voice(base, t0, rng) if span else None,
         )
+        if opts.people:
+            speaker = 1 + plan.index(span) % opts.people if span else None
+            faces = _people(opts, base, step.face, speaker, t0, rng)
+            speaker = speaker if speaker in {f.id for f in faces} else None
+            step = replace(step, faces=faces, speaker=speaker)
         out.append((t1, step))
         provisional.append(step)
         if len(provisional) > opts.settle_steps:
@@ -121,7 +129,10 @@ def synthetic_session(opts: SyntheticOptions = SyntheticOptions()) -> list[tuple
                     value=f"stimulus {marker_seq + 1}")))
                 marker_seq += 1
             if s1 <= t1 < s1 + hop:  # pause detected right after the span ends
-                out.append((t1, _utterance(opts, utt_seq, s0, s1, label, rng, t1)))
+                u = _utterance(opts, utt_seq, s0, s1, label, rng, t1)
+                if opts.people:
+                    u = replace(u, speaker=1 + plan.index((s0, s1, label)) % opts.people)
+                out.append((t1, u))
                 utt_seq += 1
         if k % int(opts.step_hz) == 0:
             out.append((t1, _status(opts, status_seq, t1, face, rng, faced_s, spoken_s)))
@@ -138,6 +149,7 @@ def _finalise(step: StepMessage, in_speech: bool, rng: random.Random, t_emit: fl
         modality_weights=step.modality_weights,
         present=Presence(text=in_speech, audio=step.present.audio, visual=step.present.visual),
         revision=1, final=True, latency_ms=step.latency_ms, face=step.face, voice=step.voice,
+        faces=step.faces, speaker=step.speaker,
     )
 
 
@@ -153,6 +165,23 @@ def _utterance(opts: SyntheticOptions, seq: int, s0: float, s1: float, label: st
         final_intensity=_clip(mood * 0.9 + rng.gauss(0, 0.1)),
         latency_ms=round(rng.uniform(450, 800), 1),
     )
+
+
+def _people(opts: SyntheticOptions, mood: float, face: FaceReadout | None, speaker: int | None,
+            t: float, rng: random.Random) -> tuple[PersonFace, ...]:
+    """Person 1 is the step's face (absent when it is); the others sit to its right."""
+    out = []
+    for fid in range(1, opts.people + 1):
+        f = face if fid == 1 else _face(-0.5 * mood + 0.3 * fid, rng)
+        if f is None:
+            continue
+        out.append(PersonFace(
+            id=fid, box=(60 + 200 * (fid - 1), 120 + round(6 * math.sin(t + fid)), 150, 170),
+            expressions=f.expressions, valence=f.valence, arousal=f.arousal, quality=f.quality,
+            speaking=0.0 if speaker is None else (0.85 if fid == speaker else 0.15 / opts.people),
+            pose=HeadPose(round(10 * math.sin(t / 3 + fid), 2), 0.0, 0.0),
+            baseline=f.baseline))  # fmt: skip
+    return tuple(out)
 
 
 def _face(mood: float, rng: random.Random) -> FaceReadout:

@@ -247,7 +247,7 @@ _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 _LABEL_QCOLOURS = {label: QColor(c) for label, c in LABEL_COLOURS.items()}
 _CELL_TEXT = (  # one per column of UtteranceTableModel.HEADERS
     lambda u: f"{_clock(u.t_start)}–{_clock(u.t_end)}",
-    lambda u: u.transcript,
+    lambda u: u.transcript if u.speaker is None else f"Person {u.speaker}: {u.transcript}",
     lambda u: signed(u.utterance_intensity),
     lambda u: signed(u.timestep_intensity),
     lambda u: signed(u.final_intensity),

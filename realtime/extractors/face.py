@@ -83,6 +83,11 @@ class FaceExtractor:
             )
         self._net = net if net is not None else ExpressionNet(self.options.expression)
 
+    @property
+    def net(self) -> Expressions:
+        """The expression network (the multi-face analyser shares it)."""
+        return self._net
+
     def detect(self, image: np.ndarray, near: Box | None = None) -> tuple[Box, float] | None:
         """Largest face in a (H, W, 3) BGR image and its confidence in [0, 1), or None.
         near: a face box from a recent frame; only faces around it, of about its size, are
