@@ -86,7 +86,7 @@ def _top_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: in
 
 
 def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False,
-         map_large_buffers: bool = False, arena_cap: int | None = None) -> dict:
+         arena_cap: int | None = None) -> dict:
     """arena_cap: glibc's arena cap the process runs with, for the record (None: its default)."""
     clip = ensure_demo_clip()
     engine = load_engine("onnx", checkpoint)
@@ -106,7 +106,7 @@ def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False,
     # Enough loops for the run at any speed; the run is ended by time, not by the clip.
     source = MediaFileSource(MediaFileOptions(clip, realtime=realtime, loops=10_000))
     minute = Minute()
-    options = PipelineOptions(map_large_buffers=map_large_buffers)
+    options = PipelineOptions()
     pipeline = Pipeline(options, [source], engine, extractors, publisher=publisher,
                         live=realtime, on_message=minute.on_message)  # fmt: skip
     process = psutil.Process()
@@ -168,7 +168,6 @@ def soak(minutes: float, realtime: bool, checkpoint: Path, trace: bool = False,
     wall_s = time.monotonic() - t0
     return {
         "mode": "realtime" if realtime else "fast", "minutes": minutes,
-        "map_large_buffers": map_large_buffers,
         "malloc_arena_max": arena_cap,  # None: glibc's default (8 arenas per core)
         "wall_s": round(wall_s, 1), "stream_s": rows[-1]["stream_s"],
         "speed_x_realtime": round(rows[-1]["stream_s"] / wall_s, 2),
@@ -196,8 +195,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=None,
                         help="result file name (default: soak-realtime, or soak with --fast)")
     parser.add_argument("--checkpoint", type=Path, default=None)
-    parser.add_argument("--map-large-buffers", action="store_true",
-                        help="PipelineOptions.map_large_buffers (steadier memory, more CPU)")
     parser.add_argument("--glibc-arenas", action="store_true",
                         help="leave glibc's arena count at its default (main.py caps it at 2)")
     args = parser.parse_args(argv)
@@ -219,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             torch.manual_seed(0)
             checkpoint = save_checkpoint(MSRG().eval(), Path(tmp) / "random.pt")
         result = soak(args.minutes, not args.fast, checkpoint, trace=args.tracemalloc,
-                      map_large_buffers=args.map_large_buffers, arena_cap=arena_cap)
+                      arena_cap=arena_cap)
         name = args.name or ("soak" if result["mode"] == "fast" else "soak-realtime")
         path = write_result(name, result, checkpoint=checkpoint, engine="onnx", threads=1)
     m = run["machine"]

@@ -10,8 +10,8 @@ once a minute at no measurable cost; and `configure()` fixes glibc's mmap thresh
 default it rises to 32 MiB after the first large block is freed, after which every large
 transient buffer is carved from an arena and stays there once freed), so large buffers are
 mapped and unmapped whole. The second holds memory steadier but costs CPU (every large buffer
-is a fresh mapping to fault in, and Whisper makes many), so the pipeline uses it only when asked
-(`PipelineOptions.map_large_buffers`).
+is a fresh mapping to fault in, and Whisper makes many), so the pipeline does not use it (the
+soak and A/B figures are in docs/decisions.md).
 `usage()` reads glibc's own totals (mallinfo2: bytes in use and bytes held free), which tell
 a leak (in use grows) from retention (free grows). On a C library without these calls (macOS,
 musl) both return None and the pipeline logs once that trimming is not available.

@@ -28,7 +28,6 @@ import numpy as np
 
 from contract import messages
 from engines.base import Engine
-from realtime import native_heap
 from realtime.audio_frontend import AudioFrontEnd
 from realtime.clock import StreamClock
 from realtime.device_health import DeliveryWatch
@@ -146,10 +145,7 @@ class Pipeline:
         thread.start()
 
     def start(self, restart_clock: bool = True) -> None:
-        """restart_clock=False: the sources have captured since the clock started (a session
-        that listens while its models load, realtime/sources/early.py)."""
-        if self.options.map_large_buffers:
-            native_heap.configure()  # large C buffers mapped whole (realtime/native_heap.py)
+        """restart_clock=False: the sources captured since the clock started (realtime/sources/early.py)."""
         if restart_clock:
             self.clock.restart()  # stream time 0 is now, after the models have loaded
         for source in self.sources:

@@ -35,10 +35,6 @@ class PipelineOptions:
     status_period_s: float = 1.0
     # Freed C heap goes back to the system this often (realtime/native_heap.py; the soak).
     heap_trim_period_s: float = 60.0
-    # Map C buffers of 1 MiB and more whole (realtime/native_heap.py): steadier memory over long
-    # sessions (+4.5 % instead of +11.3 % in a 30-minute soak), but about a fifth more CPU and a
-    # slower Whisper pass (utterance latency 0.12 -> 0.40 s, benchmarks/pipeline_ab.py), so off.
-    map_large_buffers: bool = False
     # A live device silent this long is reported lost (at once, not at the next 1 Hz status),
     # so a dashboard learns of an unplugged camera within ~1 s; real frame gaps are < 0.2 s.
     lost_after_s: float = 1.0
