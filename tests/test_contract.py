@@ -76,11 +76,3 @@ def test_the_layer_check_catches_an_import_running_up(tmp_path):
     out = _lint_imports(tmp_path)
     assert out.returncode != 0
     assert "BROKEN" in out.stdout and "low.uses_high -> high" in out.stdout
-
-
-def test_the_old_tool_names_still_run_the_lab_tools():
-    for tool in ("train", "evaluate", "build_dataset", "reembed_text", "tune_text", "modality_record"):
-        out = subprocess.run([sys.executable, "-m", f"msrg.{tool}", "--help"], capture_output=True,
-                             text=True, cwd=ROOT, timeout=120)  # fmt: skip
-        assert out.returncode == 0, out.stderr[-2000:]
-        assert out.stdout.startswith(f"usage: python -m lab.{tool}"), out.stdout[:200]

@@ -144,7 +144,7 @@ def test_a_session_that_fails_to_start_releases_what_it_opened(
        model=LoadedModel(engine, None))  # fmt: skip
     started = Pipeline.start
 
-    def start_then_fail(self: Pipeline) -> None:
+    def start_then_fail(self: Pipeline, **_kwargs) -> None:
         started(self)  # the threads run ...
         raise KeyboardInterrupt  # ... and Ctrl-C arrives before start returns
 
